@@ -40,6 +40,8 @@ class ResultRecord:
     comment: str | None = None
     scoring_user_id: str | None = None # set by an instructor's manual grade (profiles may hide it)
     by_tool: bool = True               # False after an instructor's manual grade
+    tool_posted: bool = True           # the tool has posted a score for this cell at least once
+                                       # (Canvas lists only such rows in results, §3.2)
 
 
 @dataclass
@@ -100,6 +102,8 @@ class Registration:
     courses: dict[str, CourseRecord] = field(default_factory=dict)
     faults: FaultConfig = field(default_factory=FaultConfig)
     next_line_item_id: int = 1000
+    type_id: int = 1                   # Moodle tool type id: the `?type_id=` of every service URL (§2.3)
+    deployment_id: str = "1"           # D2L: part of the AGS/NRPS path
 
 
 @dataclass
