@@ -121,3 +121,13 @@ class RequestStats:
     @property
     def total(self) -> int:
         return sum(self.requests.values())
+
+
+class Endpoint(str, Enum):
+    """Which kind of LMS endpoint a request went to; also the key of `RequestStats.requests`.
+    The vendor error tables read it: the same status means different things on different endpoints."""
+    token = "token"
+    line_items = "line_items"
+    results = "results"
+    memberships = "memberships"
+    scores = "scores"

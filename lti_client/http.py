@@ -1,0 +1,220 @@
+"""One request, done right: allow-list check, bounded concurrency, pacing, retries, accounting.
+
+`Requester.send` is the only place the client touches the network. Policy (issue 3, §6 of
+lti-platform-behavior.md):
+- every URL must pass `registration.host_allowed` first, else UnsafeUrlError and nothing is sent;
+- at most `concurrency` requests in flight (asyncio.Semaphore);
+- throttle answers (429, Canvas 403 "Rate Limit Exceeded") are retried after `Retry-After` (seconds or
+  HTTP date) or capped exponential backoff with jitter; all requests then wait until that time;
+  a low `X-Rate-Limit-Remaining` paces the following requests;
+- 5xx, timeouts, connection errors and malformed bodies are retried only when `retry_transient`
+  (GETs, token POSTs), never for a score POST;
+- a 401 with a bearer token refreshes the token once and retries once;
+- every request made is counted in `RequestStats`; tokens never reach messages, logs or stats.
+"""
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import logging
+import random
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+import httpx
+
+from lti_client.errors import LtiError, UnsafeUrlError, parse_error_body
+from lti_client.registration import PlatformRegistration
+from lti_client.types import Endpoint, ErrorKind, LtiErrorInfo, RequestStats
+from lti_client.urls import redact_url
+from lti_client.vendors.base import VendorProfile, classify_with
+
+log = logging.getLogger("lti_client")
+
+T = TypeVar("T")
+# Malformed bodies on a retryable request: retried at most this many times ("once or twice").
+MALFORMED_RETRIES = 2
+# A Retry-After beyond this is not waited out in full: we retry then and count the attempt.
+RETRY_AFTER_CEILING_S = 120.0
+
+Bearer = Callable[[str | None], Awaitable[str]]   # (stale token or None) -> access token
+
+
+@dataclass
+class Reply(Generic[T]):
+    response: httpx.Response
+    value: T
+
+
+class Scrubber:
+    """Secrets (access tokens, assertions) that must never appear in an error message."""
+
+    def __init__(self) -> None:
+        self._secrets: set[str] = set()
+
+    def add(self, secret: str) -> None:
+        if secret and len(secret) >= 8:
+            self._secrets.add(secret)
+
+    def __call__(self, text: str) -> str:
+        for secret in self._secrets:
+            if secret in text:
+                text = text.replace(secret, "[redacted]")
+        return text
+
+
+class Requester:
+    """Sends requests for one registration with the policy above; owns pacing state and stats."""
+
+    def __init__(self, reg: PlatformRegistration, profile: VendorProfile, http: httpx.AsyncClient, *,
+                 stats: RequestStats, concurrency: int, max_retries: int, backoff_base: float,
+                 backoff_cap: float, clock: Callable[[], float],
+                 sleep: Callable[[float], Awaitable[Any]]) -> None:
+        self.reg, self.profile, self._http, self.stats = reg, profile, http, stats
+        self._sem = asyncio.Semaphore(concurrency)
+        self.max_retries, self.backoff_base, self.backoff_cap = max_retries, backoff_base, backoff_cap
+        self._clock, self._sleep = clock, sleep
+        self.scrub = Scrubber()
+        self._resume_at = 0.0                    # clock time before which no request is sent
+        self._remaining: float | None = None    # last X-Rate-Limit-Remaining seen
+        self._rng = random.Random()
+
+    # ---- errors ---------------------------------------------------------------------------------
+    def error(self, kind: ErrorKind, status: int | None, error_type: str | None, message: str,
+              url: str | None, cls: type[LtiError] = LtiError) -> LtiError:
+        """An LtiError with a scrubbed message and a redacted URL."""
+        info = LtiErrorInfo(kind=kind, status=status, error_type=error_type,
+                            message=self.scrub(message), url=redact_url(url))
+        return cls(info)
+
+    def check_url(self, url: str) -> None:
+        """Raise UnsafeUrlError unless `url` passes the registration's host allow-list."""
+        if not self.reg.host_allowed(url):
+            raise self.error(ErrorKind.unsafe_url, None, None,
+                             "URL refused: not https/loopback or host not in allowed_hosts", url,
+                             UnsafeUrlError)
+
+    # ---- waiting --------------------------------------------------------------------------------
+    def _backoff(self, attempt: int) -> float:
+        delay = min(self.backoff_cap, self.backoff_base * (2 ** max(attempt - 1, 0)))
+        return delay * (0.5 + self._rng.random() / 2)          # jitter: 50–100 % of the step
+
+    def _retry_after(self, response: httpx.Response) -> float | None:
+        value = response.headers.get("retry-after")
+        if not value:
+            return None
+        value = value.strip()
+        try:
+            seconds = float(value)
+        except ValueError:
+            try:
+                when = email.utils.parsedate_to_datetime(value)
+            except (TypeError, ValueError, IndexError):
+                return None
+            seconds = when.timestamp() - self._clock()
+        return min(max(seconds, 0.0), max(RETRY_AFTER_CEILING_S, self.backoff_cap))
+
+    def _observe(self, response: httpx.Response) -> None:
+        value = response.headers.get("x-rate-limit-remaining")
+        if value is not None and self.profile.rate_limit_low_water is not None:
+            try:
+                self._remaining = float(value)
+            except ValueError:
+                pass
+
+    async def _pace(self) -> None:
+        wait = max(0.0, self._resume_at - self._clock())
+        low = self.profile.rate_limit_low_water
+        if low and self._remaining is not None and self._remaining < low:
+            # Slow down before the bucket empties (§6.1/§6.2): the emptier, the longer the pause.
+            fill = max(self._remaining, 0.0) / low
+            wait = max(wait, min(self.backoff_cap, self.backoff_base * (1 + 3 * (1 - fill))))
+        if wait > 0:
+            self.stats.throttle_wait_s += wait
+            await self._sleep(wait)
+
+    async def _wait_throttled(self, response: httpx.Response, attempt: int) -> None:
+        wait = self._retry_after(response)
+        if wait is None:
+            wait = self._backoff(attempt)
+        self.stats.throttled += 1
+        # Everyone waits: the bucket is per tool, not per request (§6.1).
+        self._resume_at = max(self._resume_at, self._clock() + wait)
+        await self._pace()
+
+    # ---- the request ----------------------------------------------------------------------------
+    async def send(self, method: str, url: str, endpoint: Endpoint, *, decode: Callable[[httpx.Response], T],
+                   headers: dict[str, str] | None = None, content: bytes | None = None,
+                   form: Callable[[], dict[str, str]] | None = None, retry_transient: bool = True,
+                   bearer: Bearer | None = None) -> Reply[T]:
+        """Send one logical request (with its permitted retries); return the decoded 2xx reply or
+        raise LtiError. `decode` raising ValueError means a malformed body. `form` is rebuilt per
+        attempt (a fresh client assertion each time)."""
+        self.check_url(url)
+        attempt = malformed = 0
+        refreshed = False
+        token: str | None = None
+        stale: str | None = None
+        while True:
+            if bearer is not None:
+                token, stale = await bearer(stale), None
+            req_headers = dict(headers or {})
+            if token:
+                req_headers["Authorization"] = f"Bearer {token}"
+            data = form() if form else None           # built before counting: may raise
+            await self._pace()
+            async with self._sem:
+                self.stats.count(endpoint.value)
+                try:
+                    response = await self._http.request(method, url, headers=req_headers, content=content,
+                                                        data=data)
+                    await response.aread()
+                except httpx.TransportError as exc:        # timeouts, connect/read errors
+                    response, failure = None, exc
+            if response is None:
+                what = "timeout" if isinstance(failure, httpx.TimeoutException) else "connection error"
+                log.info("%s %s: %s (attempt %d)", method, redact_url(url), what, attempt + 1)
+                if retry_transient and attempt < self.max_retries:
+                    attempt += 1
+                    self.stats.retries += 1
+                    await self._sleep(self._backoff(attempt))
+                    continue
+                raise self.error(ErrorKind.transient, None, type(failure).__name__,
+                                 f"{what} after {attempt + 1} attempt(s)", url)
+            self._observe(response)
+            status = response.status_code
+            log.debug("%s %s -> %d", method, redact_url(url), status)
+            if 200 <= status < 300:
+                try:
+                    return Reply(response, decode(response))
+                except ValueError as exc:
+                    if retry_transient and malformed < MALFORMED_RETRIES and attempt < self.max_retries:
+                        malformed += 1
+                        attempt += 1
+                        self.stats.retries += 1
+                        await self._sleep(self._backoff(attempt))
+                        continue
+                    raise self.error(ErrorKind.malformed, status, None, f"malformed body: {exc}", url) from None
+            text = response.text
+            kind = classify_with(self.profile, status, text, endpoint)
+            if status == 401 and bearer is not None and not refreshed:
+                # Expired/revoked token (Canvas "Access token expired", §1.4, §7 #12): refresh once.
+                refreshed, stale = True, token
+                self.stats.retries += 1
+                continue
+            if kind is ErrorKind.throttled and attempt < self.max_retries:
+                # A throttled request was refused unprocessed: safe to retry, even a score POST.
+                attempt += 1
+                self.stats.retries += 1
+                await self._wait_throttled(response, attempt)
+                continue
+            if kind is ErrorKind.throttled:
+                self.stats.throttled += 1
+            if kind is ErrorKind.transient and retry_transient and attempt < self.max_retries:
+                attempt += 1
+                self.stats.retries += 1
+                await self._sleep(self._backoff(attempt))
+                continue
+            error_type, message = parse_error_body(text, status)
+            raise self.error(kind, status, error_type, message, url)

@@ -1,0 +1,53 @@
+"""Canvas LMS: error table and quirks. Sections (§) are lti-platform-behavior.md."""
+from __future__ import annotations
+
+from lti_client.types import Endpoint, ErrorKind, Score
+from lti_client.vendors.base import ALL_ENDPOINTS, VendorProfile, rule
+
+CANVAS_SUBMISSION_EXT = "https://canvas.instructure.com/lti/submission"
+
+ERROR_RULES = (
+    # Canvas throttles with 403 text/plain "403 Forbidden (Rate Limit Exceeded)", no Retry-After
+    # (§6.1, request_throttle.rb); newer docs say 429 — the default table covers that.
+    rule(ErrorKind.throttled, ALL_ENDPOINTS, {403, 429}, "rate limit exceeded"),
+    # 422 "This course has concluded…" with the improved-response-codes flag; 404 without it (§4.2 2,
+    # §7 #5) — the 404 falls to the default course_unreachable row.
+    rule(ErrorKind.course_unreachable, ALL_ENDPOINTS, {422}, "course has concluded"),
+    # 422 errors[] {"field":"grade","message":"…This assignment is still unpublished"} (§4.2, §7 #1).
+    rule(ErrorKind.item_inactive, Endpoint.scores, {422}, "unpublished"),
+    # 422 "User not found in course or is not a student" (§4.2 check 4, §7 #2, #3).
+    rule(ErrorKind.not_learner, Endpoint.scores, {422}, "not a student"),
+    # 400 "Provided timestamp of X before last updated timestamp of Y" (§4.2 check 6, §7 #7).
+    rule(ErrorKind.stale_timestamp, Endpoint.scores, {400}, "before last updated timestamp"),
+    # Deliberately unmapped (→ other): 422 "maximum number of allowed attempts" (§7 #11, prevented by
+    # new_submission=false), "closed grading period" / "not applicable to this student" (§4.2,
+    # status and body UNCONFIRMED).
+)
+
+
+def score_extensions(score: Score) -> dict:
+    """Canvas submission extension (§4.2 "Canvas extension"): a re-sent grade must not create a new
+    attempt (`new_submission` defaults to true → 422 max attempts, §7 #11), and the resync decides
+    itself whether to overwrite a manual grade, so `prioritize_non_tool_grade` is explicitly false."""
+    return {CANVAS_SUBMISSION_EXT: {"new_submission": False, "prioritize_non_tool_grade": False}}
+
+
+PROFILE = VendorProfile(
+    name="canvas",
+    error_rules=ERROR_RULES,
+    page_sizes={
+        # Line items/results: `limit` is mapped to per_page by gradebook_services `pagination_args`
+        # (§2.2); default 10/page, max UNCONFIRMED (§9). Canvas caps per_page silently at its API
+        # maximum, so asking 100 can only save requests; we follow Link rel=next either way.
+        Endpoint.line_items: 100,
+        Endpoint.results: 100,
+        # NRPS: default and max page size 50, `limit` capped at 50 (§5.2 MAX_PAGE_SIZE).
+        Endpoint.memberships: 50,
+    },
+    # The LTI Advantage bucket is per developer key per cluster; each in-flight request costs 50 up
+    # front against a high-water mark of 600 (§6.1) — about 12 in flight; 8 leaves headroom.
+    default_concurrency=8,
+    # X-Rate-Limit-Remaining = hwm − bucket (§6.1); below 3 in-flight costs (3 × 50) we slow down.
+    rate_limit_low_water=150.0,
+    score_extensions=score_extensions,
+)
