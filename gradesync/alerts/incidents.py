@@ -1,0 +1,161 @@
+"""Course-wide incidents: what they are (detect_incidents) and whether tonight's run must announce one,
+remind about it, or stay quiet (incident_decision). Pure functions over plain data."""
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from gradesync.findings import CourseStatus, Finding, RunSummary
+
+NO_GRADES_MIN_EXPECTED = 3        # design.md: "none of at least 3 expected grades is present"
+DELIVERED = frozenset({"sent", "console"})
+
+# seed-grade-sync-troubleshooting.txt, "If no grades are syncing in the course at all" — verbatim order.
+NO_GRADES_CHECKLIST = (
+    "The tool is configured to accept grades in the LMS: check the tool's configuration against the "
+    "install documentation for this LMS.",
+    "Canvas Blueprints: the graded items must be set to 'Unlocked' in the Blueprint before syncing the course.",
+    "Canvas deployment scope: in a Canvas shared between several institutions, check the deployment "
+    "scope with your Implementation Manager.",
+)
+PLATFORM_CHECKLIST = (
+    "Check the platform's status page and that the tool's registration (token URL, client id, "
+    "deployment) is still valid.",
+    "No learner findings were produced for these courses: the next successful run audits them again.",
+)
+
+
+@dataclass(frozen=True)
+class Incident:
+    """One course-wide problem; `key` is stable across runs for as long as the problem lasts."""
+    key: str
+    kind: str                       # grades_not_accepted | course_unreachable | platform_unreachable | no_grades_syncing
+    platform: str
+    headline: str
+    details: tuple[str, ...]
+    checklist: tuple[str, ...]
+    categories: frozenset[str]      # what a route's category filter matches against
+    evidence: frozenset[str] = frozenset()   # identities of the findings behind it (reopen detection)
+    context_ids: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class AlertRecord:
+    """A row of alert_log as plain data (what the decision functions need to know about the past)."""
+    run_id: int
+    kind: str                       # digest | incident | reminder
+    route: str
+    incident_key: str
+    status: str                     # sent | failed | console
+    sent_at: datetime | None
+
+
+def _name(platform: str, context_id: str, titles: dict[tuple[str, str], str | None]) -> str:
+    t = titles.get((platform, context_id))
+    return f"{platform} / {t} ({context_id})" if t else f"{platform} / {context_id}"
+
+
+def detect_incidents(summary: RunSummary) -> list[Incident]:
+    """The run's course-wide incidents, one per problem (not one per learner or per course where the
+    whole platform is the problem), in a stable order."""
+    titles = {(c.platform, c.context_id): c.title for c in summary.courses}
+    reasons = {(c.platform, c.context_id): c.reason for c in summary.courses}
+    courses_by_platform: dict[str, list[CourseStatus]] = defaultdict(list)
+    for c in summary.courses:
+        courses_by_platform[c.platform].append(c)
+    by_course: dict[tuple[str, str], list[Finding]] = defaultdict(list)
+    gna: dict[str, list[Finding]] = defaultdict(list)
+    unreachable: dict[str, list[Finding]] = defaultdict(list)
+    for f in summary.findings:
+        by_course[(f.platform, f.context_id)].append(f)
+        if f.category == "grades_not_accepted":
+            gna[f.platform].append(f)
+        elif f.category == "course_unreachable":
+            unreachable[f.platform].append(f)
+
+    out: list[Incident] = []
+    # grades_not_accepted is decided at the token endpoint, so diagnosis emits it for every course of
+    # the platform (diagnosis-rules.md, Course level): one incident per platform, listing the courses.
+    for p, fs in sorted(gna.items()):
+        fs = sorted(fs, key=lambda f: f.context_id)
+        out.append(Incident(
+            key=f"grades_not_accepted|{p}", kind="grades_not_accepted", platform=p,
+            headline=f"Grades not accepted on {p} ({len(fs)} course{'s' if len(fs) != 1 else ''})",
+            details=tuple(f"• {_name(p, f.context_id, titles)}" for f in fs),
+            checklist=(fs[0].action, NO_GRADES_CHECKLIST[0]) if fs[0].action else (NO_GRADES_CHECKLIST[0],),
+            categories=frozenset({"grades_not_accepted"}), evidence=frozenset(f.identity for f in fs),
+            context_ids=tuple(f.context_id for f in fs)))
+
+    wholly_down: set[str] = set()
+    for p, cs in sorted(courses_by_platform.items()):
+        if p in gna or not cs or any(c.status != "unverified" for c in cs):
+            continue
+        wholly_down.add(p)
+        why = Counter(c.reason or "unknown reason" for c in cs)
+        out.append(Incident(
+            key=f"platform_unreachable|{p}", kind="platform_unreachable", platform=p,
+            headline=f"Platform unreachable: {p} — none of its {len(cs)} course{'s' if len(cs) != 1 else ''} "
+                     f"could be audited",
+            details=tuple(f"• {r}: {n} course{'s' if n != 1 else ''}" for r, n in why.most_common()),
+            checklist=PLATFORM_CHECKLIST, categories=frozenset({"course_unreachable"}),
+            evidence=frozenset(f.identity for f in unreachable.get(p, [])),
+            context_ids=tuple(sorted(c.context_id for c in cs))))
+
+    for p, fs in sorted(unreachable.items()):
+        if p in wholly_down or p in gna:     # the platform-wide incident already says it
+            continue
+        for f in sorted(fs, key=lambda f: f.context_id):
+            reason = reasons.get((p, f.context_id)) or f.evidence.get("reason") or f.evidence.get("status")
+            out.append(Incident(
+                key=f"course_unreachable|{p}|{f.context_id}", kind="course_unreachable", platform=p,
+                headline=f"Course unreachable: {_name(p, f.context_id, titles)}",
+                details=(f"• {reason}",) if reason else (),
+                checklist=(f.action,) if f.action else NO_GRADES_CHECKLIST[2:],
+                categories=frozenset({"course_unreachable"}), evidence=frozenset({f.identity}),
+                context_ids=(f.context_id,)))
+
+    unverified = {(c.platform, c.context_id) for c in summary.courses if c.status == "unverified"}
+    for (p, c), expected in sorted(summary.expected_grades.items()):
+        present = summary.present_grades.get((p, c), 0)
+        if expected < NO_GRADES_MIN_EXPECTED or present > 0 or (p, c) in unverified or p in gna:
+            continue
+        fs = by_course.get((p, c), [])
+        if any(f.level == "course" for f in fs):
+            continue
+        out.append(Incident(
+            key=f"no_grades_syncing|{p}|{c}", kind="no_grades_syncing", platform=p,
+            headline=f"No grades syncing in {_name(p, c, titles)}",
+            details=(f"• 0 of {expected} expected grades are in the LMS gradebook",),
+            checklist=NO_GRADES_CHECKLIST,
+            categories=frozenset(f.category for f in fs) or frozenset({"missing_in_lms"}),
+            evidence=frozenset(f.identity for f in fs), context_ids=(c,)))
+    return out
+
+
+def is_reopened(incident: Incident, new_identities: set[str]) -> bool:
+    """True when none of the incident's findings was open in the previous run: it resolved and came back.
+    Without findings behind it (e.g. a token endpoint outage) we cannot tell, and say False."""
+    return bool(incident.evidence) and incident.evidence <= new_identities
+
+
+def incident_decision(incident_key: str, route: str, history: list[AlertRecord], *, run_id: int,
+                      now: datetime, reminder_days: int, reopened: bool) -> str | None:
+    """"incident" (first time, reopened, or never delivered), "reminder" (delivered ≥ reminder_days ago
+    and still open), or None (announced recently, or already delivered by this run)."""
+    rows = [r for r in history if r.route == route and r.incident_key == incident_key
+            and r.kind in ("incident", "reminder")]
+    if any(r.run_id == run_id and r.status in DELIVERED for r in rows):
+        return None                                          # a re-run of the same audit run
+    earlier = [r for r in rows if r.run_id != run_id and r.status in DELIVERED and r.sent_at]
+    if not earlier or reopened:
+        return "incident"
+    last = max(r.sent_at for r in earlier)
+    return "reminder" if now - last >= timedelta(days=reminder_days) else None
+
+
+def open_since(incident_key: str, route: str, history: list[AlertRecord]) -> datetime | None:
+    """When the current episode was first announced to this route (latest delivered 'incident' row)."""
+    times = [r.sent_at for r in history if r.route == route and r.incident_key == incident_key
+             and r.kind == "incident" and r.status in DELIVERED and r.sent_at]
+    return max(times) if times else None
