@@ -38,6 +38,12 @@ SCORE_SCOPES = frozenset({SCOPE_SCORE})
 MAX_PAGES = 5000
 
 
+def _link_values(response: httpx.Response) -> list[str]:
+    # Decoded from the raw bytes as UTF-8: Moodle's typographic quotes (§2.3) arrive as UTF-8, and
+    # httpx would decode the whole header block as latin-1 if any other header is not valid UTF-8.
+    return [value.decode("utf-8", "replace") for name, value in response.headers.raw if name.lower() == b"link"]
+
+
 class LtiClient:
     """Async client for one platform registration; use `async with LtiClient(reg) as lms:`."""
 
@@ -125,7 +131,7 @@ class LtiClient:
             items, body_next = reply.value
             records.extend(items)
             base = str(reply.response.url)
-            page_url = next_link(reply.response.headers.get_list("link"), base)
+            page_url = next_link(_link_values(reply.response), base)
             if page_url is None and body_next:
                 page_url = urljoin(base, body_next.strip())
         return records
