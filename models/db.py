@@ -1,0 +1,165 @@
+"""Engine, session and migration helpers, and the dialect-aware bulk upsert.
+
+One engine per database URL per process (cached). SQLite gets foreign keys and WAL on every connection;
+PostgreSQL gets pre-ping so a restarted server does not hand us dead pooled connections.
+"""
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event, func, or_, select
+from sqlalchemy.engine import make_url
+from sqlmodel import Session, SQLModel
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+
+_engines: dict[str, Engine] = {}
+_upgraded: set[str] = set()
+_lock = threading.Lock()
+
+
+def _sqlite_on_connect(dbapi_connection, _record) -> None:
+    # SQLite ignores foreign keys unless asked on each connection (stack-notes C.1); WAL lets readers
+    # (the report, the UI) work while an import or audit writes.
+    cur = dbapi_connection.cursor()
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.close()
+
+
+def make_engine(url: str) -> Engine:
+    """The process-wide engine for `url` (created on first use)."""
+    with _lock:
+        engine = _engines.get(url)
+        if engine is not None:
+            return engine
+        parsed = make_url(url)
+        if parsed.get_backend_name() == "sqlite":
+            engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+            event.listen(engine, "connect", _sqlite_on_connect)
+        else:
+            engine = create_engine(url, pool_pre_ping=True)
+        _engines[url] = engine
+        return engine
+
+
+def dispose_engine(url: str) -> None:
+    """Close and forget the cached engine for `url` (tests, and before dropping a database)."""
+    with _lock:
+        engine = _engines.pop(url, None)
+        _upgraded.discard(url)
+    if engine is not None:
+        engine.dispose()
+
+
+@contextmanager
+def session_scope(engine: Engine) -> Iterator[Session]:
+    """A session that commits on success and rolls back on any exception."""
+    session = Session(engine, expire_on_commit=False)
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
+
+
+def alembic_config(url: str):
+    """A programmatic Alembic config (no alembic.ini): script location inside this package."""
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    # Passed as an attribute, not set_main_option: ConfigParser would choke on '%' in a password.
+    cfg.attributes["database_url"] = url
+    return cfg
+
+
+def upgrade_database(url: str, *, force: bool = False) -> None:
+    """Bring the database at `url` to the newest migration (once per process unless force=True)."""
+    if url in _upgraded and not force:
+        return
+    from alembic import command
+
+    cfg = alembic_config(url)
+    with make_engine(url).begin() as connection:
+        cfg.attributes["connection"] = connection
+        command.upgrade(cfg, "head")
+    _upgraded.add(url)
+
+
+def current_revision(url: str) -> str | None:
+    """The revision the database is at (None for an empty database)."""
+    from alembic.migration import MigrationContext
+
+    with make_engine(url).connect() as connection:
+        return MigrationContext.configure(connection).get_current_revision()
+
+
+@dataclass(frozen=True)
+class UpsertCounts:
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+
+    def __add__(self, other: "UpsertCounts") -> "UpsertCounts":
+        return UpsertCounts(self.inserted + other.inserted, self.updated + other.updated,
+                            self.unchanged + other.unchanged)
+
+
+def bulk_upsert(session: Session, model: type[SQLModel], rows: Sequence[dict[str, Any]],
+                key_columns: Sequence[str], update_columns: Sequence[str]) -> UpsertCounts:
+    """INSERT … ON CONFLICT (key_columns) DO UPDATE SET update_columns WHERE any of them changed,
+    executed as one executemany (stack-notes C.2). Rows must not repeat a key. Returns the counts."""
+    if not rows:
+        return UpsertCounts()
+    table = model.__table__
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    elif dialect == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert
+    else:  # pragma: no cover - only the two supported databases
+        raise ValueError(f"bulk_upsert: unsupported dialect {dialect!r}")
+    stmt = insert(table)
+    if update_columns:
+        excluded = stmt.excluded
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[table.c[k] for k in key_columns],
+            set_={c: excluded[c] for c in update_columns},
+            # Skip no-op updates: re-importing the same file writes nothing and counts as unchanged.
+            where=or_(*[table.c[c].is_distinct_from(excluded[c]) for c in update_columns]),
+        )
+    else:
+        stmt = stmt.on_conflict_do_nothing(index_elements=[table.c[k] for k in key_columns])
+
+    connection = session.connection()
+    before = connection.execute(select(func.count()).select_from(table)).scalar_one()
+    # Core execute on the connection, not session.exec: the ORM result of an executemany carries no
+    # rowcount (stack-notes C.2). Both drivers sum the per-row counts of an executemany, and a skipped
+    # (WHERE false) conflict counts 0.
+    result = connection.execute(stmt, list(rows))
+    changed = result.rowcount
+    after = connection.execute(select(func.count()).select_from(table)).scalar_one()
+    inserted = after - before
+    return UpsertCounts(inserted=inserted, updated=changed - inserted, unchanged=len(rows) - changed)
+
+
+def chunked(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    """Lists of at most `size` items."""
+    chunk: list[Any] = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
