@@ -107,7 +107,8 @@ def _console_text(msg: SlackMessage) -> str:
             lines += ["  " + e.text for e in b.elements if hasattr(e, "text")]
         elif getattr(b, "text", None) is not None:
             lines += ["  " + ln for ln in b.text.text.splitlines()]
-    return "\n".join(lines)
+    # The console is not Slack: undo the mrkdwn escaping of esc().
+    return "\n".join(lines).replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
 
 
 def plan_run_alerts(summary: RunSummary, table: RoutingTable, history: list[AlertRecord], *, now: datetime,

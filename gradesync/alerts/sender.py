@@ -4,6 +4,7 @@ comes back as a SendResult with an error that names only the webhook's host."""
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,10 +15,24 @@ from slack_sdk.webhook import WebhookClient
 
 from gradesync.alerts.routing import redact, webhook_host
 
-# slack_sdk logs the full webhook URL at DEBUG when its logger's level is NOTSET (it tests
-# `logger.level <= DEBUG`), and the URL's path is the credential: give it a logger pinned at INFO.
+_URL = re.compile(r"(https?://[^/\s]+)/\S*")
+
+
+class _RedactUrls(logging.Filter):
+    """Cut every URL in a log record down to scheme://host — a webhook's path is its credential."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg = _URL.sub(r"\1/…", record.getMessage())
+        record.args = None
+        return True
+
+
+# slack_sdk logs the full webhook URL: at DEBUG when its logger's level is NOTSET (it tests
+# `logger.level <= DEBUG`) and at INFO on every retry ("Going to retry the same request: POST <url>").
+# Its own logger is pinned at WARNING and redacts URLs in whatever it still logs.
 _sdk_logger = logging.getLogger("gradesync.alerts.slack_sdk")
-_sdk_logger.setLevel(logging.INFO)
+_sdk_logger.setLevel(logging.WARNING)
+_sdk_logger.addFilter(_RedactUrls())
 log = logging.getLogger(__name__)
 
 
