@@ -88,6 +88,7 @@ class FaultConfig:
     paging_loop: bool = False          # next link points back at the same page
     token_lifetime_s: int = 3600       # expires_in and enforced expiry
     down: bool = False                 # every request of this registration → 503
+    seed: int = 0                      # seeds this registration's fault dice (reproducible runs)
 
 
 @dataclass

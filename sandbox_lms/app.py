@@ -1,0 +1,125 @@
+"""The sandbox LMS as an ASGI app: one catch-all route per registration prefix, dispatched by the
+profile's URL shapes (`urls.py`), wrapped in the registration's fault and load injection."""
+from __future__ import annotations
+
+import asyncio
+import re
+
+from fastapi import FastAPI
+from starlette.requests import Request
+from starlette.responses import Response
+
+from sandbox_lms import urls
+from sandbox_lms.admin import admin_router
+from sandbox_lms.control import SandboxControl
+from sandbox_lms.profiles import get_profile
+from sandbox_lms.runtime import Runtime
+from sandbox_lms.services import Call, handle
+from sandbox_lms.state import LmsState, Registration
+from sandbox_lms.tokens import token_endpoint
+from sandbox_lms.responses import text_response
+
+_GROUPS = {"ctx": r"(?P<ctx>[^/]+)", "item": r"(?P<item>\d+)", "dep": r"(?P<dep>[^/]+)",
+           "type_id": r"(?P<type_id>\d+)"}
+_PLACEHOLDER = re.compile(r"\{(\w+)\}")
+
+
+def _regex(template: str) -> re.Pattern[str]:
+    out, pos = [], 0
+    for m in _PLACEHOLDER.finditer(template):
+        out += [re.escape(template[pos:m.start()]), _GROUPS[m.group(1)]]
+        pos = m.end()
+    out.append(re.escape(template[pos:]))
+    return re.compile("".join(out) + "$")
+
+
+def _routes(profile: str) -> list[tuple[str, str, re.Pattern[str]]]:
+    """(method, endpoint kind, path regex below the registration prefix) for one profile."""
+    items = urls.LINEITEMS_PATHS[profile]
+    item = items + urls.ITEM_SUFFIX[profile]
+    return [("POST", "token", _regex(urls.TOKEN_PATHS[profile])),
+            ("GET", "line_items", _regex(items)), ("POST", "line_items_create", _regex(items)),
+            ("GET", "line_item", _regex(item)), ("GET", "results", _regex(item + "/results")),
+            ("POST", "scores", _regex(item + "/scores")),
+            ("GET", "memberships", _regex(urls.MEMBERSHIPS_PATHS[profile]))]
+
+
+ROUTES = {p: _routes(p) for p in urls.PROFILES}
+
+
+def _match(reg: Registration, method: str, rest: str) -> tuple[str, dict[str, str]] | int:
+    """The endpoint kind and path groups, or 404/405."""
+    path_matched = False
+    for m, kind, rx in ROUTES[reg.profile]:
+        found = rx.match(rest)
+        if found is None:
+            continue
+        groups = found.groupdict()
+        if groups.get("dep", reg.deployment_id) != reg.deployment_id \
+                or groups.get("type_id", str(reg.type_id)) != str(reg.type_id):
+            return 404
+        path_matched = True
+        if m == method:
+            return kind, groups
+    return 405 if path_matched else 404
+
+
+def _malformed(response: Response) -> Response:
+    """The same response with its JSON body cut in half (fault injection)."""
+    body = bytes(response.body)
+    headers = {k: v for k, v in response.headers.items() if k != "content-length"}
+    return Response(body[: max(1, len(body) // 2)], status_code=response.status_code, headers=headers)
+
+
+def build_app(state: LmsState, runtime: Runtime | None = None) -> FastAPI:
+    """The FastAPI app serving every registration of `state` under `/{registration.name}`."""
+    rt = runtime or Runtime()
+    control = SandboxControl(state, rt)
+    app = FastAPI(title="gradesync sandbox LMS", docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.runtime = rt
+    app.state.control = control
+    app.include_router(admin_router(control))
+
+    async def dispatch(request: Request) -> Response:
+        name, _, rest = request.url.path[1:].partition("/")
+        reg = state.registrations.get(name)
+        if reg is None:
+            return text_response("Not Found", 404)
+        matched = _match(reg, request.method, "/" + rest)
+        if isinstance(matched, int):
+            return text_response("Not Found" if matched == 404 else "Method Not Allowed", matched)
+        kind, groups = matched
+        profile = get_profile(reg.profile)
+        rt.counters.requests[(reg.name, kind)] += 1
+        faults = reg.faults
+        if faults.down:
+            return text_response("Service Unavailable", 503)
+        if faults.max_in_flight is not None and rt.in_flight[reg.name] >= faults.max_in_flight:
+            rt.counters.requests[(reg.name, "throttled")] += 1
+            return profile.throttled()
+        rt.in_flight[reg.name] += 1
+        try:
+            dice = rt.dice(reg)
+            delay_ms = faults.latency_ms + (dice.uniform(0, faults.latency_jitter_ms) if faults.latency_jitter_ms else 0)
+            if delay_ms > 0:
+                await asyncio.sleep(delay_ms / 1000)   # never time.sleep: the server stays concurrent
+            if kind == "token":
+                return await token_endpoint(request, reg, profile, rt)
+            if faults.timeout_rate and dice.random() < faults.timeout_rate:
+                await asyncio.sleep(faults.hang_seconds)
+                return text_response("Gateway Timeout", 504)
+            if faults.error_rate_5xx and dice.random() < faults.error_rate_5xx:
+                status = 503 if dice.random() < 0.5 else 500
+                return text_response("Service Unavailable" if status == 503 else "Internal Server Error", status)
+            call = Call(request, reg, profile, rt, kind, groups.get("ctx", ""),
+                        int(groups["item"]) if "item" in groups else None)
+            response = profile.decorate(await handle(call))
+            if faults.malformed_json_rate and response.body and "json" in (response.media_type or
+                    response.headers.get("content-type", "")) and dice.random() < faults.malformed_json_rate:
+                response = _malformed(response)
+            return response
+        finally:
+            rt.in_flight[reg.name] -= 1
+
+    app.add_route("/{registration}/{rest:path}", dispatch, methods=["GET", "POST", "PUT", "DELETE"])
+    return app
