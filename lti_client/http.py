@@ -116,12 +116,15 @@ class Requester:
         return min(max(seconds, 0.0), max(RETRY_AFTER_CEILING_S, self.backoff_cap))
 
     def _observe(self, response: httpx.Response) -> None:
+        if self.profile.rate_limit_low_water is None:
+            return
         value = response.headers.get("x-rate-limit-remaining")
-        if value is not None and self.profile.rate_limit_low_water is not None:
-            try:
-                self._remaining = float(value)
-            except ValueError:
-                pass
+        try:
+            # A response without the header says nothing about the bucket: forget the old reading
+            # rather than pace forever on it.
+            self._remaining = float(value) if value is not None else None
+        except ValueError:
+            self._remaining = None
 
     async def _pace(self) -> None:
         wait = max(0.0, self._resume_at - self._clock())
@@ -134,14 +137,14 @@ class Requester:
             self.stats.throttle_wait_s += wait
             await self._sleep(wait)
 
-    async def _wait_throttled(self, response: httpx.Response, attempt: int) -> None:
+    def _note_throttled(self, response: httpx.Response, attempt: int) -> None:
         wait = self._retry_after(response)
         if wait is None:
             wait = self._backoff(attempt)
         self.stats.throttled += 1
-        # Everyone waits: the bucket is per tool, not per request (§6.1).
+        # Everyone waits (the next `_pace`, at the top of every attempt): the bucket is per tool,
+        # not per request (§6.1).
         self._resume_at = max(self._resume_at, self._clock() + wait)
-        await self._pace()
 
     # ---- the request ----------------------------------------------------------------------------
     async def send(self, method: str, url: str, endpoint: Endpoint, *, decode: Callable[[httpx.Response], T],
@@ -207,7 +210,7 @@ class Requester:
                 # A throttled request was refused unprocessed: safe to retry, even a score POST.
                 attempt += 1
                 self.stats.retries += 1
-                await self._wait_throttled(response, attempt)
+                self._note_throttled(response, attempt)
                 continue
             if kind is ErrorKind.throttled:
                 self.stats.throttled += 1
