@@ -1,0 +1,22 @@
+"""The Jinja2 environment and the file names of a run's report files (shared by both pages)."""
+from __future__ import annotations
+
+from jinja2 import Environment, PackageLoader, StrictUndefined
+
+
+def environment() -> Environment:
+    """Jinja2 over the package's templates, autoescaping everything (labels come from LMS data)."""
+    return Environment(loader=PackageLoader("gradesync.report", "templates"), autoescape=True,
+                       undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+
+
+def report_name(run_id: int) -> str:
+    return f"run-{run_id}.html"
+
+
+def findings_csv_name(run_id: int) -> str:
+    return f"run-{run_id}-findings.csv"
+
+
+def validation_page_name(run_id: int) -> str:
+    return f"run-{run_id}-validation.html"
