@@ -1,6 +1,8 @@
 """Token service: assertion, caching, scope grants, refusals, 401 refresh-once, secrecy."""
 from __future__ import annotations
 
+from datetime import datetime, timezone
+
 import jwt
 import pytest
 from lti_fakes import HOST, FakeLms, json_response
@@ -130,8 +132,7 @@ async def test_canvas_invalid_scope_on_score_is_data_and_reads_still_work(make_r
         assert len(await client.list_line_items(LINEITEMS_URL)) == 1
         # The refusal is remembered: neither a second score_grant nor post_score asks again.
         assert (await client.score_grant()).error == grant.error
-        score = Score(user_id="u1", score_given=1, score_maximum=1,
-                      timestamp=__import__("datetime").datetime(2026, 1, 1, tzinfo=__import__("datetime").timezone.utc))
+        score = Score(user_id="u1", score_given=1, score_maximum=1, timestamp=datetime(2026, 1, 1, tzinfo=timezone.utc))
         with pytest.raises(LtiError) as info:
             await client.post_score(LINEITEMS_URL + "/1", score)
         assert info.value.kind is ErrorKind.auth
