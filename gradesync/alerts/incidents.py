@@ -30,7 +30,8 @@ PLATFORM_CHECKLIST = (
 class Incident:
     """One course-wide problem; `key` is stable across runs for as long as the problem lasts."""
     key: str
-    kind: str                       # grades_not_accepted | course_unreachable | platform_unreachable | no_grades_syncing
+    # grades_not_accepted | course_unreachable | platform_unreachable | no_grades_syncing
+    kind: str
     platform: str
     headline: str
     details: tuple[str, ...]
@@ -91,12 +92,15 @@ def detect_incidents(summary: RunSummary) -> list[Incident]:
     for p, cs in sorted(courses_by_platform.items()):
         if p in gna or not cs or any(c.status != "unverified" for c in cs):
             continue
+        if len(cs) == 1 and summary.kind != "nightly":
+            # An on-demand audit of one course says nothing about the rest of the platform.
+            continue
         wholly_down.add(p)
         why = Counter(c.reason or "unknown reason" for c in cs)
+        scope = f"none of its {len(cs)} courses" if len(cs) > 1 else "its only course"
         out.append(Incident(
             key=f"platform_unreachable|{p}", kind="platform_unreachable", platform=p,
-            headline=f"Platform unreachable: {p} — none of its {len(cs)} course{'s' if len(cs) != 1 else ''} "
-                     f"could be audited",
+            headline=f"Platform unreachable: {p} — {scope} could be audited",
             details=tuple(f"• {r}: {n} course{'s' if n != 1 else ''}" for r, n in why.most_common()),
             checklist=PLATFORM_CHECKLIST, categories=frozenset({"course_unreachable"}),
             evidence=frozenset(f.identity for f in unreachable.get(p, [])),

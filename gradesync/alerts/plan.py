@@ -2,6 +2,7 @@
 data (run summary, routes, alert history, clock). No I/O: service.py sends what this plans."""
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
@@ -16,6 +17,7 @@ from gradesync.alerts.routing import Route, RoutingTable, findings_for
 from gradesync.findings import RunSummary
 
 CONSOLE_ROUTE = Route(name="console", url=None)
+_MRKDWN_MARKS = re.compile(r"[*`]([^*`\n]+)[*`]")
 MAX_SEPARATE_INCIDENTS = 5      # more than this many at once → one combined message (no Slack flood)
 
 
@@ -107,8 +109,9 @@ def _console_text(msg: SlackMessage) -> str:
             lines += ["  " + e.text for e in b.elements if hasattr(e, "text")]
         elif getattr(b, "text", None) is not None:
             lines += ["  " + ln for ln in b.text.text.splitlines()]
-    # The console is not Slack: undo the mrkdwn escaping of esc().
-    return "\n".join(lines).replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+    # The console is not Slack: drop mrkdwn bold/code marks, then undo the escaping of esc().
+    text = _MRKDWN_MARKS.sub(r"\1", "\n".join(lines))
+    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
 
 
 def plan_run_alerts(summary: RunSummary, table: RoutingTable, history: list[AlertRecord], *, now: datetime,

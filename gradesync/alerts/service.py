@@ -67,7 +67,9 @@ def send_run_alerts(session, summary: RunSummary, settings: Settings, *, console
         table = build_routes(slack, env)
         names = [r.name for r in table.routes] or [CONSOLE_ROUTE.name]
         keys = [i.key for i in detect_incidents(summary)]
-        history = alert_log.load_history(session, run_id=summary.run_id, routes=names, incident_keys=keys)
+        # session=None (a dry run from the CLI): nothing to dedupe against and nothing is recorded.
+        history = [] if session is None else \
+            alert_log.load_history(session, run_id=summary.run_id, routes=names, incident_keys=keys)
         plans = plan_run_alerts(summary, table, history, now=now, reminder_days=slack.incident_reminder_days,
                                 report_base_url=slack.report_base_url)
     except Exception as e:  # noqa: BLE001 — alerts must never fail the pipeline
@@ -94,6 +96,8 @@ def send_run_alerts(session, summary: RunSummary, settings: Settings, *, console
             outcome.failures.append(f"Slack {what} for run {summary.run_id} → {where}: {result.error}"
                                     + (f" (after {result.attempts} attempts)" if result.attempts > 1 else ""))
         outcome.delivered.append((plan.kind, plan.route.name, plan.incident_keys))
+        if session is None:
+            continue
         try:
             alert_log.record(session, run_id=summary.run_id, route=plan.route.name, target=plan.route.target,
                              rows=plan.rows, status=status, attempts=result.attempts,

@@ -130,3 +130,11 @@ def test_incident_routes_by_severity_platform_and_category():
     got = sorted((p.route.name, p.kind) for p in plans)
     assert got == [("canvas-incidents", "incident"), ("digests", "digest"), ("moodle", "digest"),
                    ("unreach", "digest"), ("unreach", "incident")]
+
+
+def test_on_demand_audit_of_one_unreachable_course_is_not_a_platform_incident():
+    s = summary(1, [], courses=[CourseStatus("moodle", "m1", "unverified", reason="HTTP 503")])
+    s.kind = "course-audit"
+    assert detect_incidents(s) == []
+    s.kind = "nightly"
+    assert [i.key for i in detect_incidents(s)] == ["platform_unreachable|moodle"]

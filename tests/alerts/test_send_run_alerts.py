@@ -69,7 +69,8 @@ def test_rerun_of_the_same_run_sends_no_duplicate_digest(session, slack):
 
 def _no_grades(run_id, *, present=0, new=True):
     fs = [learner("missing_in_lms", "canvas", "c1", f"u{i}") for i in range(4)] if not present else []
-    return summary(run_id, fs, new=None if new else set(), courses=[CourseStatus("canvas", "c1", "audited", title="Bio")],
+    return summary(run_id, fs, new=None if new else set(),
+                   courses=[CourseStatus("canvas", "c1", "audited", title="Bio")],
                    expected={("canvas", "c1"): 4}, present={("canvas", "c1"): present})
 
 
@@ -157,3 +158,9 @@ def test_no_webhook_prints_the_digest_and_saves_it_with_the_run(session):
     assert rows["incident"].incident_key == "course_unreachable|canvas|c7"
     again = send_run_alerts(session, s, settings(), console=Console(file=io.StringIO()), now=T0)
     assert (again.console, again.sent) == (0, 0)
+
+
+def test_without_a_session_the_digest_is_still_printed():
+    buf = io.StringIO()
+    out = send_run_alerts(None, _mixed(), settings(), console=Console(file=buf, width=200), now=T0)
+    assert out.console == 1 and "3 findings (3 new)" in buf.getvalue()
