@@ -1,13 +1,18 @@
-"""What each platform answered to a score POST, as the tool's passback log recorded it.
+"""What the platform answered to each score POST of the tool's passback log.
 
-The bodies copy the real platforms' (lti-platform-behavior.md §4.2–4.6) so the log the world writes is
-the log a tool talking to that platform would hold. Sections (§) refer to that file.
+The answer is produced by the sandbox's own vendor profile (`sandbox_lms.profiles`), the one place
+that knows each platform's status codes and bodies (lti-platform-behavior.md §4.2–4.6), applied to
+the world's final state — so the log reads exactly as a tool talking to that platform would hold it,
+and a log row the platform could not have produced fails loudly instead of being written.
 """
 from __future__ import annotations
 
-import json
-from datetime import datetime, timezone
+from datetime import datetime
 from enum import Enum
+
+from sandbox_lms.gradebook import FULLY_GRADED, IncomingScore
+from sandbox_lms.profiles import get_profile
+from sandbox_lms.state import CourseRecord, LineItemRecord, Registration, ResultRecord
 
 
 class Outcome(str, Enum):
@@ -18,70 +23,30 @@ class Outcome(str, Enum):
     server_error = "server_error"    # 5xx: the platform failed, nothing stored
 
 
-def _iso_ms(ts: datetime) -> str:
-    return ts.astimezone(timezone.utc).isoformat(timespec="milliseconds")
+class ImpossibleAnswer(AssertionError):
+    """The world logged a refusal that its platform would not give in this state (a builder bug)."""
 
 
-def _canvas_error(type_: str, message: str) -> str:
-    return json.dumps({"errors": {"type": type_, "message": message}})
-
-
-def answer(profile: str, outcome: Outcome, *, result_url: str, item_id: int, user_id: str,
-           sent_timestamp: datetime, stored_at: datetime | None = None,
-           enrolled: bool = True) -> tuple[int, str]:
-    """(status_code, response body) of one score POST with this outcome on this platform."""
-    if outcome is Outcome.accepted:
-        if profile == "canvas":
-            return 200, json.dumps({"resultUrl": result_url})          # Canvas: 200 {resultUrl} (§4.2)
-        return 200, ""                                                  # Moodle: 200 empty (§4.3)
+def answer(base_url: str, reg: Registration, course: CourseRecord, item: LineItemRecord, user_id: str,
+           outcome: Outcome, *, score_given: float, score_maximum: float, timestamp: datetime,
+           stored_at: datetime | None = None) -> tuple[int, str]:
+    """(status_code, body) the platform of `reg` gives a score POST with this outcome."""
     if outcome is Outcome.server_error:
-        if profile == "canvas":
-            return 500, json.dumps({"errors": [{"message": "An error occurred.",
-                                                 "error_code": "internal_server_error"}]})
-        return 503, "Service Unavailable"
-    if outcome is Outcome.stale:
-        stored = stored_at or sent_timestamp
-        if profile == "canvas":
-            # Canvas: 400 when result.updated_at > timestamp; Y printed with ms (§4.2 check 6, §7 #7).
-            return 400, _canvas_error(
-                "bad_request", f"Provided timestamp of {_iso_ms(sent_timestamp)} before last updated "
-                               f"timestamp of {_iso_ms(stored)}")
-        if profile == "moodle":
-            # Moodle: 409 when stored timemodified >= incoming, whole seconds (§4.3, §7 #16).
-            return 409, f"Refusing score with an earlier timestamp for item {item_id} and user {user_id}"
-        raise ValueError(f"{profile}: no documented stale-timestamp refusal (§4.6)")
-    if outcome is Outcome.inactive:
-        if profile == "canvas":
-            # Canvas: 422 with `errors` as an ARRAY for an unpublished assignment (§4.2, §7 #1).
-            return 422, json.dumps({"errors": [{
-                "field": "grade",
-                "message": "cannot be changed at this time: This assignment is still unpublished",
-                "error_code": None}]})
-        if profile == "blackboard":
-            # Blackboard: a column that is not Available refuses grades; status UNCONFIRMED (§4.4).
-            return 400, json.dumps({"status": 400, "message": "Grade column is not available for grading"})
-        raise ValueError(f"{profile}: no inactive-item refusal (§4.6)")
-    if outcome is Outcome.not_gradable:
-        if profile == "canvas":
-            return 422, _canvas_error("unprocessable_entity",
-                                      "User not found in course or is not a student")   # §4.2 check 4
-        if profile == "moodle":
-            return 400, "Incorrect score received"                                      # §4.3, §7 #15
-        if profile == "blackboard":
-            return 400, json.dumps({"status": 400, "message": f"User could not be found: {user_id}"})  # §4.4
-        if profile == "d2l" and enrolled:
-            # D2L: the role lacks "Can be graded in Grades" → 422 (§4.5).
-            return 422, json.dumps({"title": "Unprocessable Entity",
-                                    "detail": "User in requested score does not have a gradeable role"})
-        if profile == "d2l":
-            return 403, json.dumps({"title": "Forbidden",
-                                    "detail": "User in requested score is not enrolled in the org unit"})  # §4.5
-        return 422, json.dumps({"message": "user is not a learner in this context"})
-    raise ValueError(outcome)
-
-
-# Which refusals each platform can produce (others are not planted there).
-SUPPORTED: dict[Outcome, frozenset[str]] = {
-    Outcome.stale: frozenset({"canvas", "moodle"}),
-    Outcome.inactive: frozenset({"canvas", "blackboard"}),
-}
+        return 503, "Service Unavailable"                      # the sandbox's own 5xx (app.py)
+    profile = get_profile(reg.profile)
+    if outcome is Outcome.accepted:
+        resp = profile.score_accepted(base_url, reg, course, item, user_id)
+    elif outcome is Outcome.inactive:
+        resp = profile.inactive_refusal(item)
+    elif outcome is Outcome.not_gradable:
+        resp = profile.user_refusal(reg, course, user_id)
+    else:
+        lost_to = ResultRecord(user_id=user_id, result_score=0.0, result_maximum=item.score_maximum,
+                               stored_at=stored_at or timestamp)
+        sent = IncomingScore(user_id=user_id, score_given=score_given, score_maximum=score_maximum,
+                             timestamp=timestamp, activity_progress="Completed", grading_progress=FULLY_GRADED)
+        resp = profile.stale(item, lost_to, sent)
+    if resp is None or not hasattr(resp, "status_code"):
+        raise ImpossibleAnswer(f"{reg.profile} would not refuse a score as {outcome.value} here "
+                               f"({course.context_id}, item {item.id}, user {user_id})")
+    return resp.status_code, bytes(resp.body).decode("utf-8")

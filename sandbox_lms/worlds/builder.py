@@ -144,11 +144,11 @@ class Workbench:
         return comp
 
     def post(self, course: CourseBuild, gl: GradedLink, person: Person, score: float, ts: datetime,
-             outcome: Outcome, *, stored_at: datetime | None = None, enrolled: bool = True) -> Passback:
+             outcome: Outcome, *, stored_at: datetime | None = None) -> Passback:
         """Log a score POST; an accepted one also stores the LMS result exactly as the platform would."""
         assert gl.item is not None
         pb = Passback(person.account_id, course.reg.name, course.tool.context_id, gl.link.resource_link_id,
-                      gl.item.id, person.lms_user_id, float(score), gl.activity_max, ts, outcome, stored_at, enrolled)
+                      gl.item.id, person.lms_user_id, float(score), gl.activity_max, ts, outcome, stored_at)
         self.records.log(pb)
         if outcome is Outcome.accepted:
             stored = ts

@@ -108,7 +108,6 @@ class Passback:
     timestamp: datetime
     outcome: Outcome
     stored_at: datetime | None = None     # for a stale refusal: the platform's stored time it lost to
-    enrolled: bool = True                 # for a not-gradable refusal: on the roster (wrong role) or not
 
 
 @dataclass

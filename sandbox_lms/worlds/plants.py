@@ -113,8 +113,7 @@ def not_learner(wb: Workbench, course: CourseBuild, variant: str) -> None:
     at = wb.completion_time(course, gl)
     wb.complete(course, person.account_id, gl, score, at)
     if outcome is not None:
-        wb.post(course, gl, person, score, at + wb.jitter(3, 240), outcome,
-                enrolled=person.member is not None)
+        wb.post(course, gl, person, score, at + wb.jitter(3, 240), outcome)
     wb.plant(_finding("not_learner", course, gl, person, note=note), wb.key(course, gl, person))
 
 

@@ -69,11 +69,12 @@ class World:
         passbacks = []
         for p in log:
             reg = regs[p.platform]
+            course = reg.courses[p.context_id]
+            item = course.line_item(p.item_id)
+            status, body = answer(base_url, reg, course, item, p.lms_user_id, p.outcome,
+                                  score_given=p.score_given, score_maximum=p.score_maximum,
+                                  timestamp=p.timestamp, stored_at=p.stored_at)
             item_url = urls.line_item_url(base_url, reg, p.context_id, p.item_id)
-            status, body = answer(reg.profile, p.outcome,
-                                  result_url=urls.result_id_url(base_url, reg, p.context_id, p.item_id, p.lms_user_id),
-                                  item_id=p.item_id, user_id=p.lms_user_id, sent_timestamp=p.timestamp,
-                                  stored_at=p.stored_at, enrolled=p.enrolled)
             passbacks.append({
                 "account_id": p.account_id, "platform": p.platform, "context_id": p.context_id,
                 "resource_link_id": p.resource_link_id, "line_item_id": item_url, "lms_user_id": p.lms_user_id,
