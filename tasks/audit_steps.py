@@ -1,0 +1,62 @@
+"""Thin Prefect tasks around the audit's plain functions (gradesync.audit.*, gradesync.diagnosis)."""
+from __future__ import annotations
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from gradesync.audit import persist, records
+from gradesync.audit.validate import ValidationOutcome, validate_run
+from gradesync.diagnosis.course import CourseDiagnosis, diagnose_course
+from gradesync.diagnosis.expected import ExpectedGrade, expected_grades
+from gradesync.diagnosis.inputs import CourseSnapshot, ScoreGrant
+from gradesync.findings import RunSummary
+
+TASK = dict(cache_policy=NO_CACHE)
+
+
+@task(name="load-tool-records", **TASK)
+def load_tool_records(database_url: str, scope: records.AuditScope) -> records.ToolRecords:
+    return records.load_tool_records(database_url, scope)
+
+
+@task(name="reconcile", **TASK)
+def reconcile(tool: records.ToolRecords, snapshots: dict[tuple[str, str], CourseSnapshot],
+              grants: dict[str, ScoreGrant]) -> dict[tuple[str, str], list[ExpectedGrade]]:
+    """The expected-grade frame, per course: only courses that were extracted."""
+    out: dict[tuple[str, str], list[ExpectedGrade]] = {}
+    for key, course in tool.courses.items():
+        snap = snapshots.get(key)
+        if snap is None or snap.error is not None:
+            continue
+        out[key] = expected_grades(tool.platforms[key[0]], course, snap)
+    return out
+
+
+@task(name="validate", **TASK)
+def validate(rows: dict[tuple[str, str], list[ExpectedGrade]],
+             snapshots: dict[tuple[str, str], CourseSnapshot]) -> ValidationOutcome:
+    flat = [g for course_rows in rows.values() for g in course_rows]
+    return validate_run(flat, snapshots)
+
+
+@task(name="diagnose", **TASK)
+def diagnose(tool: records.ToolRecords, snapshots: dict[tuple[str, str], CourseSnapshot],
+             grants: dict[str, ScoreGrant], rows: dict[tuple[str, str], list[ExpectedGrade]],
+             outcome: ValidationOutcome) -> list[CourseDiagnosis]:
+    from gradesync.audit.validate import check_agreement, gaps_by_course
+    flat = [g for course_rows in rows.values() for g in course_rows]
+    gaps = gaps_by_course(flat, outcome.gaps)
+    out = []
+    for key, course in tool.courses.items():
+        out.append(diagnose_course(tool.platforms[key[0]], course, snapshots[key], grants[key[0]],
+                                   gaps=gaps.get(key, set()), rows=rows.get(key)))
+    check_agreement([d for d in out if (d.status.platform, d.status.context_id) in rows
+                     and grants[d.status.platform].granted], gaps)
+    return out
+
+
+@task(name="persist-run", **TASK)
+def persist_run(database_url: str, run_id: int, diagnoses: list[CourseDiagnosis],
+                snapshots: dict[tuple[str, str], CourseSnapshot], request_stats: dict,
+                outcome: ValidationOutcome) -> RunSummary:
+    return persist.save_run(database_url, run_id, diagnoses, snapshots, request_stats, outcome.warnings)
