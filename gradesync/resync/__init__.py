@@ -1,0 +1,7 @@
+"""The resync: re-send the scores a resend can fix, with a fresh timestamp, and prove they landed.
+
+Modules: `queue` (tasks from audit findings), `claims` (atomic claiming), `timestamps` (fresh,
+strictly increasing score times), `store` (state transitions in the database), `reclassify`
+(refusals change findings), `sender` (talks to the LMS), `plan` (the CLI's views and approvals),
+`history` (resync attempts as passback-log lines for the next diagnosis).
+"""
