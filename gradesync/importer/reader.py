@@ -1,0 +1,92 @@
+"""Reading one CSV file: header check, then (physical line number, row) pairs, with unreadable rows
+reported instead of raised."""
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+RAW_ROW_LIMIT = 2000        # characters of a rejected row kept in import_rejection
+
+
+class HeaderError(ValueError):
+    """The header makes the whole file unusable (a required column is missing, or no header at all)."""
+
+
+@dataclass(frozen=True)
+class BadRow:
+    line: int
+    reason: str
+    raw: str | None
+
+
+def raw_text(fields: list[str]) -> str:
+    """A row as CSV text again (for the rejection log), cut to RAW_ROW_LIMIT characters."""
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="").writerow(fields)
+    return buf.getvalue()[:RAW_ROW_LIMIT]
+
+
+class CsvFile:
+    """Iterate `rows()` after construction; the header is checked in __init__ (raises HeaderError)."""
+
+    def __init__(self, path: Path, columns: tuple[str, ...]):
+        # utf-8-sig: spreadsheet exports often start with a BOM that would otherwise glue to the first column.
+        self._fh = path.open("r", encoding="utf-8-sig", newline="")
+        self._reader = csv.reader(self._fh, strict=False)
+        try:
+            header = next(self._reader, None)
+        except (csv.Error, UnicodeDecodeError) as e:
+            self.close()
+            raise HeaderError(f"unreadable header: {e}") from None
+        if header is None:
+            self.close()
+            raise HeaderError("empty file: no header row")
+        self.header = [h.strip() for h in header]
+        dupes = sorted({h for h in self.header if h and self.header.count(h) > 1})
+        if dupes:
+            self.close()
+            raise HeaderError(f"duplicate column {dupes[0]!r} in header")
+        missing = [c for c in columns if c not in self.header]
+        if missing:
+            self.close()
+            raise HeaderError(f"missing column {missing[0]!r}" +
+                              (f" (and {', '.join(map(repr, missing[1:]))})" if len(missing) > 1 else "") +
+                              f"; header has: {', '.join(self.header)}")
+        self.index = [self.header.index(c) for c in columns]
+        self.columns = columns
+        self.bad: list[BadRow] = []
+
+    def rows(self) -> Iterator[tuple[int, dict[str, str], list[str]]]:
+        """(first physical line of the record, {column: stripped value}, raw fields). Rows with the wrong
+        number of fields, undecodable bytes or broken quoting land in `self.bad` instead."""
+        reader, width, index, columns = self._reader, len(self.header), self.index, self.columns
+        last_line = reader.line_num
+        while True:
+            try:
+                fields = next(reader)
+            except StopIteration:
+                break
+            except UnicodeDecodeError as e:
+                # The decoder cannot resynchronise reliably: the rest of the file is not read.
+                self.bad.append(BadRow(last_line + 1, f"not valid UTF-8 ({e.reason}); rest of file skipped", None))
+                break
+            except csv.Error as e:
+                if reader.line_num == last_line:
+                    break
+                self.bad.append(BadRow(last_line + 1, f"unreadable CSV row: {e}", None))
+                last_line = reader.line_num
+                continue
+            line = last_line + 1          # a quoted field may span lines: report where the record starts
+            last_line = reader.line_num
+            if not fields:
+                continue                  # blank line
+            if len(fields) != width:
+                self.bad.append(BadRow(line, f"row has {len(fields)} fields, header has {width}", raw_text(fields)))
+                continue
+            yield line, {c: fields[i].strip() for c, i in zip(columns, index)}, fields
+
+    def close(self) -> None:
+        self._fh.close()

@@ -1,0 +1,140 @@
+"""The six CSV files of the tool's export (design.md "Inputs" 2): their columns, keys, target table and
+how one row becomes one database row."""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlmodel import SQLModel
+
+from gradesync.importer import fields as f
+from gradesync.importer.fields import RowError
+from lti_client.registration import PlatformRegistration
+from models import Account, Completion, Course, Identity, Link, Passback
+
+
+@dataclass
+class ImportContext:
+    """What a row is checked against: the configured platforms and what earlier files established."""
+
+    platforms: dict[str, PlatformRegistration]
+    account_ids: set[str] = field(default_factory=set)
+    courses: set[tuple[str, str]] = field(default_factory=set)
+
+
+Converter = Callable[[dict[str, str], ImportContext], dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class FileSpec:
+    file: str
+    model: type[SQLModel]
+    columns: tuple[str, ...]          # all required in the header (extra columns are ignored)
+    key: tuple[str, ...]              # unique within the file and in the table
+    convert: Converter
+    required_file: bool = True
+
+    @property
+    def update_columns(self) -> tuple[str, ...]:
+        return tuple(c for c in self.columns if c not in self.key)
+
+
+def _course(row: dict[str, str], ctx: ImportContext) -> dict[str, Any]:
+    reg = f.platform_of("platform", f.required(row, "platform"), ctx.platforms)
+    starts = f.timestamp("starts_at", row["starts_at"]) if row["starts_at"] else None
+    ends = f.timestamp("ends_at", row["ends_at"]) if row["ends_at"] else None
+    if starts and ends and ends < starts:
+        raise RowError(f"ends_at: {row['ends_at']!r} is before starts_at {row['starts_at']!r}")
+    li, mb = row["lineitems_url"], row["memberships_url"]
+    return {
+        "platform": reg.name, "context_id": f.required(row, "context_id"),
+        "deployment_id": f.optional(row, "deployment_id"), "title": f.optional(row, "title"),
+        "lineitems_url": f.service_url("lineitems_url", li, reg) if li else None,
+        "memberships_url": f.service_url("memberships_url", mb, reg) if mb else None,
+        "starts_at": starts, "ends_at": ends,
+    }
+
+
+def _account(row: dict[str, str], ctx: ImportContext) -> dict[str, Any]:
+    return {
+        "account_id": f.required(row, "account_id"), "email": f.optional(row, "email"),
+        "name": f.optional(row, "name"), "origin": f.choice("origin", f.required(row, "origin"), ("lti", "manual")),
+    }
+
+
+def _known_account(ctx: ImportContext, account_id: str) -> str:
+    if account_id not in ctx.account_ids:
+        raise RowError(f"account_id: unknown account {account_id!r} (not in accounts.csv)")
+    return account_id
+
+
+def _identity(row: dict[str, str], ctx: ImportContext) -> dict[str, Any]:
+    reg = f.platform_of("platform", f.required(row, "platform"), ctx.platforms)
+    lms_user_id = f.required(row, "lms_user_id")
+    return {"account_id": _known_account(ctx, f.required(row, "account_id")), "platform": reg.name,
+            "lms_user_id": lms_user_id}
+
+
+def _link(row: dict[str, str], ctx: ImportContext) -> dict[str, Any]:
+    reg = f.platform_of("platform", f.required(row, "platform"), ctx.platforms)
+    context_id = f.required(row, "context_id")
+    rl, activity = f.required(row, "resource_link_id"), f.required(row, "activity_id")
+    graded = f.boolean("graded", f.required(row, "graded"))
+    if (reg.name, context_id) not in ctx.courses:
+        raise RowError(f"context_id: unknown course {context_id!r} on platform {reg.name!r} (not in courses.csv)")
+    return {"platform": reg.name, "context_id": context_id, "resource_link_id": rl, "activity_id": activity,
+            "title": f.optional(row, "title"), "graded": graded}
+
+
+def _completion(row: dict[str, str], ctx: ImportContext) -> dict[str, Any]:
+    account_id = _known_account(ctx, f.required(row, "account_id"))
+    activity_id = f.required(row, "activity_id")
+    given, maximum = f.score_pair(row)
+    completed_at = f.timestamp("completed_at", f.required(row, "completed_at"))
+    platform, context_id, rl = row["platform"], row["context_id"], row["resource_link_id"]
+    if platform or context_id or rl:
+        if not (platform and context_id and rl):
+            raise RowError("platform, context_id, resource_link_id: give all three (an LTI launch) "
+                           "or leave all three empty (a manual login)")
+        # The context may be another course's (launched_outside_course), so only the platform is checked.
+        platform = f.platform_of("platform", platform, ctx.platforms).name
+    return {"account_id": account_id, "activity_id": activity_id, "score_given": given,
+            "score_maximum": maximum, "completed_at": completed_at, "platform": platform or None,
+            "context_id": context_id or None, "resource_link_id": rl or None}
+
+
+def _passback(row: dict[str, str], ctx: ImportContext) -> dict[str, Any]:
+    reg = f.platform_of("platform", f.required(row, "platform"), ctx.platforms)
+    given, maximum = f.score_pair(row, allow_empty=True)
+    li = row["line_item_id"]
+    return {
+        "account_id": f.optional(row, "account_id"), "platform": reg.name,
+        "context_id": f.required(row, "context_id"), "resource_link_id": f.required(row, "resource_link_id"),
+        "line_item_id": f.service_url("line_item_id", li, reg) if li else None,
+        "lms_user_id": f.required(row, "lms_user_id"), "score_given": given, "score_maximum": maximum,
+        "timestamp": f.timestamp("timestamp", f.required(row, "timestamp")),
+        "status_code": f.integer("status_code", f.required(row, "status_code"), 100, 599),
+        "response": f.optional(row, "response"),
+    }
+
+
+# Dependency order: a row may only reference rows of files above it.
+SPECS: tuple[FileSpec, ...] = (
+    FileSpec("courses.csv", Course,
+             ("platform", "deployment_id", "context_id", "title", "lineitems_url", "memberships_url",
+              "starts_at", "ends_at"), ("platform", "context_id"), _course),
+    FileSpec("accounts.csv", Account, ("account_id", "email", "name", "origin"), ("account_id",), _account),
+    FileSpec("identities.csv", Identity, ("account_id", "platform", "lms_user_id"),
+             ("platform", "lms_user_id"), _identity),
+    FileSpec("links.csv", Link, ("platform", "context_id", "resource_link_id", "activity_id", "title", "graded"),
+             ("platform", "context_id", "resource_link_id"), _link),
+    FileSpec("completions.csv", Completion,
+             ("account_id", "activity_id", "score_given", "score_maximum", "completed_at", "platform",
+              "context_id", "resource_link_id"), ("account_id", "activity_id"), _completion),
+    FileSpec("passbacks.csv", Passback,
+             ("account_id", "platform", "context_id", "resource_link_id", "line_item_id", "lms_user_id",
+              "score_given", "score_maximum", "timestamp", "status_code", "response"),
+             ("platform", "context_id", "resource_link_id", "lms_user_id", "timestamp"), _passback,
+             required_file=False),
+)
