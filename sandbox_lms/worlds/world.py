@@ -6,11 +6,12 @@ import json
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import quote
 
 from sandbox_lms import urls
 from sandbox_lms.state import LmsState
-from sandbox_lms.worlds.answers import answer
-from sandbox_lms.worlds.model import CATEGORIES, PlantedFinding, ToolRecords, iso, num
+from sandbox_lms.worlds.answers import Outcome, answer
+from sandbox_lms.worlds.model import CATEGORIES, Passback, PlantedFinding, ToolRecords, iso, num
 
 # design.md "Inputs" 2: the tool's CSV files and their exact columns, in order.
 CSV_COLUMNS: dict[str, tuple[str, ...]] = {
@@ -24,6 +25,7 @@ CSV_COLUMNS: dict[str, tuple[str, ...]] = {
     "passbacks": ("account_id", "platform", "context_id", "resource_link_id", "line_item_id", "lms_user_id",
                   "score_given", "score_maximum", "timestamp", "status_code", "response"),
 }
+PROBE_USER = "sandbox-probe-user"
 
 
 @dataclass
@@ -67,22 +69,37 @@ class World:
         } for c in r.completions.values()]
         log = sorted((p for cell in r.passbacks.values() for p in cell), key=lambda p: p.timestamp)
         passbacks = []
+        item_urls: dict[tuple[str, str, int], str] = {}
+        accepted: dict[tuple[str, str, int], tuple[int, str]] = {}
         for p in log:
             reg = regs[p.platform]
-            course = reg.courses[p.context_id]
-            item = course.line_item(p.item_id)
-            status, body = answer(base_url, reg, course, item, p.lms_user_id, p.outcome,
-                                  score_given=p.score_given, score_maximum=p.score_maximum,
-                                  timestamp=p.timestamp, stored_at=p.stored_at)
-            item_url = urls.line_item_url(base_url, reg, p.context_id, p.item_id)
+            cell = (p.platform, p.context_id, p.item_id)
+            if cell not in item_urls:
+                item_urls[cell] = urls.line_item_url(base_url, reg, p.context_id, p.item_id)
+            if p.outcome is Outcome.accepted:
+                # A success differs between users of one item only by the user id (Canvas resultUrl):
+                # ask the profile once per item for a probe user and substitute (checked by a test).
+                if cell not in accepted:
+                    accepted[cell] = self._answer(base_url, p, PROBE_USER)
+                status, body = accepted[cell]
+                body = body.replace(PROBE_USER, quote(p.lms_user_id, safe=""))
+            else:
+                status, body = self._answer(base_url, p, p.lms_user_id)
             passbacks.append({
                 "account_id": p.account_id, "platform": p.platform, "context_id": p.context_id,
-                "resource_link_id": p.resource_link_id, "line_item_id": item_url, "lms_user_id": p.lms_user_id,
+                "resource_link_id": p.resource_link_id, "line_item_id": item_urls[cell], "lms_user_id": p.lms_user_id,
                 "score_given": num(p.score_given), "score_maximum": num(p.score_maximum),
                 "timestamp": iso(p.timestamp, ms=True), "status_code": str(status), "response": body,
             })
         return {"courses": courses, "accounts": accounts, "identities": identities, "links": links,
                 "completions": completions, "passbacks": passbacks}
+
+    def _answer(self, base_url: str, p: Passback, user_id: str) -> tuple[int, str]:
+        reg = self.state.registrations[p.platform]
+        course = reg.courses[p.context_id]
+        return answer(base_url, reg, course, course.line_item(p.item_id), user_id, p.outcome,
+                      score_given=p.score_given, score_maximum=p.score_maximum, timestamp=p.timestamp,
+                      stored_at=p.stored_at)
 
     def export(self, directory: str | Path, base_url: str) -> Path:
         """Write the CSVs, keys/<platform>.pem (0600) and a ready gradesync.toml into `directory`."""

@@ -1,0 +1,92 @@
+"""`gradesync sandbox …`: serve a generated world over HTTP on loopback, or export its tool records.
+
+    gradesync sandbox serve [--host 127.0.0.1] [--port 8765] [--world SEED] [--size demo] [--profile canvas …] [--export DIR]
+    gradesync sandbox export --world SEED [--size demo] [--base-url http://127.0.0.1:8765] DIR
+"""
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from sandbox_lms.worlds import SIZES, World, build_world
+
+DEFAULT_PORT = 8765
+app = typer.Typer(help="The sandbox LMS: a local LTI Advantage platform serving generated worlds.",
+                  no_args_is_help=True, add_completion=False)
+
+
+def _world(seed: int, size: str, profiles: list[str] | None, clean: bool) -> World:
+    if size not in SIZES:
+        raise typer.BadParameter(f"unknown size {size!r} (expected one of {', '.join(SIZES)})", param_hint="--size")
+    try:
+        return build_world(seed, size, clean=clean, **({"profiles": profiles} if profiles else {}))
+    except ValueError as e:
+        raise typer.BadParameter(str(e)) from None
+
+
+def _describe(world: World, base_url: str) -> str:
+    s = world.summary()
+    lines = [f"world seed {world.seed} ({world.size}{', clean' if world.clean else ''}): "
+             f"{s['courses']} courses, {s['members']} members, {s['line_items']} line items, "
+             f"{s['results']} results, {s['expected_grades']} expected grades, "
+             f"{s['planted_total']} planted findings"]
+    for reg in world.state.registrations.values():
+        lines.append(f"  {reg.name:<18} {reg.profile:<10} {len(reg.courses):>4} courses  {base_url}/{reg.name}")
+    planted = ", ".join(f"{c} {n}" for c, n in s["planted"].items() if n)
+    if planted:
+        lines.append(f"  planted: {planted}")
+    return "\n".join(lines)
+
+
+@app.command()
+def serve(
+    host: str = typer.Option("127.0.0.1", help="Interface to listen on (loopback by default)."),
+    port: int = typer.Option(DEFAULT_PORT, help="Port; 0 picks a free one."),
+    world: int = typer.Option(1, "--world", help="World seed."),
+    size: str = typer.Option("demo", help=f"World size: {' | '.join(SIZES)}."),
+    profile: Optional[list[str]] = typer.Option(None, "--profile", help="Keep only registrations of this "
+                                                "profile (canvas, moodle, d2l, blackboard, spec); repeatable."),
+    clean: bool = typer.Option(False, help="No planted gaps: zero findings expected."),
+    export: Optional[Path] = typer.Option(None, "--export", help="Also write the tool records, keys and "
+                                          "gradesync.toml for this server into DIR."),
+) -> None:
+    """Build a world and serve it until interrupted."""
+    from sandbox_lms.server import start_sandbox
+
+    w = _world(world, size, profile, clean)
+    running = start_sandbox(w.state, host, port)        # binds first: the real port is known before export
+    try:
+        typer.echo(f"Sandbox LMS at {running.base_url}")
+        typer.echo(_describe(w, running.base_url))
+        if export is not None:
+            toml = w.export(export, running.base_url)
+            typer.echo(f"exported tool records and keys to {export}; config: {toml}")
+        typer.echo("Ctrl-C to stop.")
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        running.stop()
+
+
+@app.command("export")
+def export_cmd(
+    directory: Path = typer.Argument(..., help="Folder to write (created if missing)."),
+    world: int = typer.Option(1, "--world", help="World seed."),
+    size: str = typer.Option("demo", help=f"World size: {' | '.join(SIZES)}."),
+    base_url: str = typer.Option(f"http://127.0.0.1:{DEFAULT_PORT}", help="Where the sandbox serves this world."),
+    profile: Optional[list[str]] = typer.Option(None, "--profile", help="Keep only registrations of this profile."),
+    clean: bool = typer.Option(False, help="No planted gaps: zero findings expected."),
+) -> None:
+    """Write a world's tool records (CSVs), fresh keys and a gradesync.toml pointing at the sandbox."""
+    w = _world(world, size, profile, clean)
+    toml = w.export(directory, base_url.rstrip("/"))
+    typer.echo(_describe(w, base_url.rstrip("/")))
+    typer.echo(f"wrote {directory}: courses/accounts/identities/links/completions/passbacks.csv, keys/, {toml.name}")
+
+
+if __name__ == "__main__":
+    app()
