@@ -1,0 +1,298 @@
+"""The `gradesync` command line (Typer + Rich).
+
+Kept light on purpose: nothing heavy (Prefect, Great Expectations, the LTI client) is imported at module
+level, and the sub-apps other modules provide are mounted lazily (see LAZY_SUBCOMMANDS at the bottom),
+so `gradesync --help` answers in a fraction of a second.
+"""
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Optional
+
+import click
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+from typer.core import TyperGroup
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+    from gradesync.settings import Settings
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+# ---------------------------------------------------------------- helpers for every command (and sub-app)
+
+@dataclass
+class CliState:
+    config: Optional[Path] = None
+    _settings: "Settings | None" = None
+
+
+def fail(message: str, code: int = 1) -> "typer.Exit":
+    """Print one red line on stderr and return the Exit to raise (`raise fail(...)`)."""
+    err_console.print(f"[red]error:[/red] {escape(message)}", highlight=False, soft_wrap=True)
+    return typer.Exit(code)
+
+
+def settings_from(ctx: typer.Context, *, required: bool = False) -> "Settings":
+    """The settings for this invocation (--config > $GRADESYNC_CONFIG > ./gradesync.toml), loaded once.
+    A ConfigError becomes one red line and exit code 1 — never a traceback."""
+    from gradesync.settings import ConfigError, load_settings
+
+    state: CliState = ctx.find_root().obj or CliState()
+    if state._settings is None:
+        try:
+            state._settings = load_settings(state.config, required=required)
+        except ConfigError as e:
+            raise fail(str(e)) from None
+    return state._settings
+
+
+def display_url(url: str) -> str:
+    """A database URL safe to print (password hidden)."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001 - an unparsable URL is shown as "<invalid URL>", never raw
+        return "<invalid URL>"
+
+
+def open_database(settings: "Settings") -> "Engine":
+    """The engine for the configured database, brought to the newest migration first.
+    An unreachable or invalid database becomes one red line and exit code 1."""
+    from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
+
+    from models import make_engine, upgrade_database
+
+    url = settings.database.url
+    try:
+        upgrade_database(url)
+        return make_engine(url)
+    except (ArgumentError, NoSuchModuleError) as e:
+        raise fail(f"database.url: invalid database URL {display_url(url)!r}: {e}") from None
+    except DBAPIError as e:
+        first = str(e.orig).strip().splitlines()[0] if e.orig else str(e)
+        raise fail(f"cannot use database {display_url(url)}: {first}") from None
+
+
+# ---------------------------------------------------------------- lazily mounted sub-apps
+
+@dataclass(frozen=True)
+class LazySubcommand:
+    target: str          # "package.module:attribute" — a typer.Typer or a click command
+    help: str            # shown in `gradesync --help` without importing the module
+
+
+class LazyGroup(TyperGroup):
+    """A Typer group that imports LAZY_SUBCOMMANDS only when one is run (or its own --help is asked)."""
+
+    _listing = False
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(super().list_commands(ctx)) + [n for n in LAZY_SUBCOMMANDS if n not in self.commands]
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> Optional[click.Command]:
+        cmd = super().get_command(ctx, cmd_name)
+        if cmd is not None or cmd_name not in LAZY_SUBCOMMANDS:
+            return cmd
+        lazy = LAZY_SUBCOMMANDS[cmd_name]
+        if self._listing:
+            # Top-level help only needs the one-line summary: do not import the module for it.
+            return click.Command(cmd_name, help=lazy.help, short_help=lazy.help)
+        module_name, _, attr = lazy.target.partition(":")
+        obj = getattr(importlib.import_module(module_name), attr)
+        cmd = typer.main.get_command(obj) if isinstance(obj, typer.Typer) else obj
+        cmd.name = cmd_name
+        self.commands[cmd_name] = cmd
+        return cmd
+
+    def format_help(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        self._listing = True
+        try:
+            super().format_help(ctx, formatter)
+        finally:
+            self._listing = False
+
+
+# ---------------------------------------------------------------- the root app and its own commands
+
+app = typer.Typer(
+    name="gradesync",
+    cls=LazyGroup,
+    no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode="markdown",
+    pretty_exceptions_show_locals=False,     # locals may hold secrets (webhook URLs, tokens)
+)
+db_app = typer.Typer(help="Database schema: migrations.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
+
+@app.callback()
+def _root(
+    ctx: typer.Context,
+    config: Optional[Path] = typer.Option(
+        None, "--config", "-c", metavar="PATH",
+        help="gradesync.toml to use (default: $GRADESYNC_CONFIG, else ./gradesync.toml).",
+    ),
+) -> None:
+    """Audit LTI grade sync: find grades that never reached the LMS gradebook, explain why, resync them.
+
+    Configuration: gradesync.toml ([database], [slack], [[platforms]]); env GRADESYNC_DATABASE_URL and
+    GRADESYNC_SLACK_WEBHOOK_URL override the file.
+    """
+    ctx.obj = CliState(config=config)
+
+
+@db_app.command("upgrade")
+def db_upgrade(ctx: typer.Context) -> None:
+    """Bring the database to the newest schema (Alembic migrations; safe to repeat).
+
+    Every other command does this on its first run too. The database is [database] url in
+    gradesync.toml, or $GRADESYNC_DATABASE_URL, default sqlite:///gradesync.db.
+    """
+    from models import current_revision
+
+    settings = settings_from(ctx)
+    open_database(settings)
+    rev = current_revision(settings.database.url)
+    console.print(f"database {escape(display_url(settings.database.url))} is at revision [bold]{rev}[/bold] (head)")
+
+
+@app.command("import")
+def import_cmd(
+    ctx: typer.Context,
+    folder: Path = typer.Argument(..., metavar="DIR", help="Folder with the tool's CSV export."),
+    show: int = typer.Option(50, "--show", min=0, metavar="N",
+                             help="Print at most N rejected rows (all are kept in import_rejection)."),
+) -> None:
+    """Import the tool's records from the CSV export in DIR.
+
+    Files (header row, UTF-8, timestamps ISO 8601 with a zone): courses.csv, accounts.csv, identities.csv,
+    links.csv, completions.csv and optionally passbacks.csv. Re-importing the same files changes nothing;
+    changed rows are updated. Every bad row is printed as FILE:LINE: REASON and kept in the database.
+
+    Exit code: 0 every row imported, 2 some rows rejected, 1 fatal (folder or required file missing,
+    bad configuration, database unreachable).
+    """
+    from sqlalchemy.exc import DBAPIError
+
+    from gradesync.importer import ImportFatal, check_folder, import_folder
+    from models import session_scope
+
+    settings = settings_from(ctx, required=True)
+    if not settings.platforms:
+        raise fail(f"{settings.source_path}: no [[platforms]] configured: every row would be rejected")
+    try:
+        check_folder(folder)            # before touching the database: a typo in DIR writes nothing
+    except ImportFatal as e:
+        raise fail(str(e)) from None
+    engine = open_database(settings)
+    try:
+        with session_scope(engine) as session:
+            report = import_folder(session, folder, settings)
+    except ImportFatal as e:
+        raise fail(str(e)) from None
+    except DBAPIError as e:
+        first = str(e.orig).strip().splitlines()[0] if e.orig else str(e)
+        raise fail(f"database error during import: {first}") from None
+
+    table = Table(title=f"import batch {report.batch_id}: {folder}", title_justify="left")
+    for col in ("file", "rows", "inserted", "updated", "unchanged", "rejected"):
+        table.add_column(col, justify="left" if col == "file" else "right")
+    for f in report.files:
+        if f.skipped and not f.rows:
+            table.add_row(f.file, "-", "-", "-", "-", str(f.rejected) if f.rejected else "-",
+                          style="yellow" if f.rejected else "dim")
+            continue
+        table.add_row(f.file, f"{f.rows:,}", f"{f.inserted:,}", f"{f.updated:,}", f"{f.unchanged:,}",
+                      f"{f.rejected:,}", style="yellow" if f.rejected else None)
+    console.print(table)
+    for r in report.rejections[:show]:
+        console.print(f"[yellow]rejected[/yellow] {escape(str(r))}", highlight=False, soft_wrap=True)
+    hidden = len(report.rejections) - min(show, len(report.rejections))
+    if hidden:
+        console.print(f"… and {hidden:,} more rejected row(s); all are in import_rejection "
+                      f"(batch_id = {report.batch_id})")
+    if report.rejections:
+        console.print(f"[yellow]{len(report.rejections):,} row(s) rejected[/yellow]; the other rows were imported")
+    else:
+        console.print("[green]all rows imported[/green]")
+    raise typer.Exit(report.exit_code)
+
+
+def check_key_file(path: Path) -> tuple[bool, str]:
+    """(ok, description) for a private key file: it must hold an unencrypted RSA private key.
+    The description never contains key material."""
+    from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        return False, f"cannot read: {e.strerror}"
+    try:
+        key = load_pem_private_key(data, password=None)
+    except TypeError:
+        return False, "encrypted key (a password is required); use an unencrypted PEM"
+    except (ValueError, Exception):  # noqa: BLE001 - cryptography raises several types; never echo the data
+        return False, "not a PEM private key"
+    if not isinstance(key, RSAPrivateKey):
+        return False, f"not an RSA key ({type(key).__name__.removeprefix('_')}); RS256 needs RSA"
+    if key.key_size < 2048:
+        return False, f"RSA {key.key_size} bits: too short (2048 or more)"
+    return True, f"RSA {key.key_size} bits"
+
+
+@app.command("platforms")
+def platforms_cmd(ctx: typer.Context) -> None:
+    """List the platform registrations and check that each private key file loads as an RSA key.
+
+    Never prints key material. Exit code 1 when a key does not load.
+    """
+    settings = settings_from(ctx, required=True)
+    if not settings.platforms:
+        console.print(f"no [[platforms]] in {settings.source_path}")
+        raise typer.Exit(1)
+    console.print(f"platforms in {escape(str(settings.source_path))}", highlight=False, soft_wrap=True)
+    failures = 0
+    for p in settings.platforms:
+        ok, detail = check_key_file(p.private_key_file)
+        failures += not ok
+        key = f"[green]ok[/green] {detail}" if ok else f"[red]FAIL[/red] {escape(detail)}"
+        rows = [
+            ("issuer", escape(p.issuer)), ("client_id", escape(p.client_id)), ("token_url", escape(p.token_url)),
+            ("audience", escape(p.audience) if p.audience else "(token_url)"),
+            ("key", f"{key}: {escape(str(p.private_key_file))} (kid {escape(p.key_id)})"),
+            ("allowed_hosts", escape(", ".join(p.allowed_hosts))),
+            ("limits", f"max_concurrency {p.max_concurrency or 'default'}, page_size {p.page_size or 'default'}"),
+        ]
+        console.print(f"\n[bold]{escape(p.name)}[/bold] ({p.vendor.value})", highlight=False)
+        for label, value in rows:
+            console.print(f"  {label:<14}{value}", highlight=False, soft_wrap=True)
+    if failures:
+        raise fail(f"{failures} private key file(s) did not load")
+
+
+def main() -> None:
+    """Console-script entry point (`gradesync`)."""
+    app()
+
+
+# ==========================================================================================
+# SUB-APPS MOUNTED BY OTHER MODULES — add one line each, keep the import lazy.
+#   name: LazySubcommand("package.module:attribute", "one-line help for `gradesync --help`")
+# The target is a typer.Typer (or a click command); it is imported only when the command runs,
+# so a heavy module (Prefect, Great Expectations) never slows `gradesync --help` down.
+# Example:  "audit": LazySubcommand("gradesync.audit.cli:app", "Run an audit now ..."),
+# ==========================================================================================
+LAZY_SUBCOMMANDS: dict[str, LazySubcommand] = {
+}
