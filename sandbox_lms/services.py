@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from starlette.requests import Request
 from starlette.responses import Response
 
-from sandbox_lms import gradebook
+from sandbox_lms import gradebook, urls
 from sandbox_lms.gradebook import ACTIVITY_PROGRESS, GRADING_PROGRESS, IncomingScore
 from sandbox_lms.paging import header_value
 from sandbox_lms.profiles.base import Profile, Stale
@@ -132,7 +132,8 @@ def _results(call: Call, course: CourseRecord, li: LineItemRecord) -> Response:
     user_id = call.request.query_params.get("user_id")
     rows = call.profile.visible_results(call.reg, course, li, user_id)
     page, headers = _paged(call, rows, "results")
-    body = [call.profile.result_json(call.base_url, call.reg, course, li, r, user_id is not None) for r in page]
+    ids = urls.item_urls(call.base_url, call.reg, course.context_id, li.id)
+    body = [call.profile.result_json(ids, r, user_id is not None) for r in page]
     return json_response(body, 200, RESULT_CONTAINER, headers)
 
 

@@ -8,6 +8,7 @@ Builders here are used by the server (ids in bodies, Link headers) and by the wo
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from urllib.parse import quote, urlsplit, urlunsplit
 
 from sandbox_lms.state import Registration
@@ -110,9 +111,27 @@ def memberships_url(base_url: str, reg: Registration, context_id: str) -> str:
     return _prefix(base_url, reg) + _fill(MEMBERSHIPS_PATHS[reg.profile], reg, context_id)
 
 
-def result_id_url(base_url: str, reg: Registration, context_id: str, item_id: int, user_id: str) -> str:
-    """A result's id: Moodle `…/lineitem/results?type_id=n&user_id=u` (§3.3); others `…/results/{user}`."""
+@dataclass(frozen=True)
+class ItemUrls:
+    """A line item's id and the ids of its results, built once per request (cheap per row)."""
+    item: str
+    _result_prefix: str
+
+    def result(self, user_id: str) -> str:
+        """The id of `user_id`'s result on this line item."""
+        return self._result_prefix + quote(user_id, safe="")
+
+
+def item_urls(base_url: str, reg: Registration, context_id: str, item_id: int) -> ItemUrls:
+    """Id URLs of one line item and its results: Moodle `…/lineitem/results?type_id=n&user_id=u` (§3.3);
+    others `…/results/{user}` (Canvas results_controller shape)."""
     item = line_item_url(base_url, reg, context_id, item_id)
     if reg.profile == "moodle":
-        return service_url(item, "/results", user_id=user_id)
-    return service_url(item, "/results/" + quote(user_id, safe=""))
+        path, _, query = item.partition("?")
+        return ItemUrls(item, f"{path}/results?{query}&user_id=")
+    return ItemUrls(item, item + "/results/")
+
+
+def result_id_url(base_url: str, reg: Registration, context_id: str, item_id: int, user_id: str) -> str:
+    """A result's id (see `item_urls`)."""
+    return item_urls(base_url, reg, context_id, item_id).result(user_id)

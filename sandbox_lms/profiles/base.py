@@ -191,12 +191,11 @@ class Profile:
             return [rec] if rec is not None and rec.result_score is not None else []
         return [r for r in li.results.values() if r.result_score is not None]
 
-    def result_json(self, base_url: str, reg: Registration, course: CourseRecord, li: LineItemRecord,
-                    rec: ResultRecord, user_filtered: bool) -> dict:
+    def result_json(self, ids: urls.ItemUrls, rec: ResultRecord, user_filtered: bool) -> dict:
         """AGS §3.3 result fields, with scoringUserId when a person scored it."""
         return drop_none({
-            "id": urls.result_id_url(base_url, reg, course.context_id, li.id, rec.user_id),
-            "scoreOf": urls.line_item_url(base_url, reg, course.context_id, li.id),
+            "id": ids.result(rec.user_id),
+            "scoreOf": ids.item,
             "userId": rec.user_id, "resultScore": rec.result_score, "resultMaximum": rec.result_maximum,
             "scoringUserId": rec.scoring_user_id, "comment": rec.comment,
         })

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from starlette.responses import Response
 
+from sandbox_lms import urls
 from sandbox_lms.profiles.base import Profile
 from sandbox_lms.responses import drop_none, empty_response, json_response
 from sandbox_lms.state import CourseRecord, LineItemRecord, Registration, ResultRecord
@@ -31,9 +32,8 @@ class BlackboardProfile(Profile):
             return None
         return self.problem(400, f"User could not be found: {user_id}")
 
-    def result_json(self, base_url: str, reg: Registration, course: CourseRecord, li: LineItemRecord,
-                    rec: ResultRecord, user_filtered: bool) -> dict:
-        d = super().result_json(base_url, reg, course, li, rec, user_filtered)
+    def result_json(self, ids: urls.ItemUrls, rec: ResultRecord, user_filtered: bool) -> dict:
+        d = super().result_json(ids, rec, user_filtered)
         if user_filtered:
             d.pop("comment", None)             # §3.4 / §7 #21: the user_id filter drops `comment`
         return drop_none(d)

@@ -104,12 +104,11 @@ class CanvasProfile(Profile):
             return [rec] if rec is not None and rec.tool_posted else []
         return [r for r in li.results.values() if r.tool_posted]
 
-    def result_json(self, base_url: str, reg: Registration, course: CourseRecord, li: LineItemRecord,
-                    rec: ResultRecord, user_filtered: bool) -> dict:
+    def result_json(self, ids: urls.ItemUrls, rec: ResultRecord, user_filtered: bool) -> dict:
         # §3.2 results_serializer: no scoringUserId, no timestamp.
         return drop_none({
-            "id": urls.result_id_url(base_url, reg, course.context_id, li.id, rec.user_id),
-            "scoreOf": urls.line_item_url(base_url, reg, course.context_id, li.id),
+            "id": ids.result(rec.user_id),
+            "scoreOf": ids.item,
             "userId": rec.user_id, "resultScore": rec.result_score, "resultMaximum": rec.result_maximum,
             "comment": rec.comment,
         })

@@ -116,14 +116,13 @@ class MoodleProfile(Profile):
         rows = [li.results.get(user_id)] if user_id is not None else list(li.results.values())
         return [r for r in rows if r is not None and r.result_score is not None]
 
-    def result_json(self, base_url: str, reg: Registration, course: CourseRecord, li: LineItemRecord,
-                    rec: ResultRecord, user_filtered: bool) -> dict:
+    def result_json(self, ids: urls.ItemUrls, rec: ResultRecord, user_filtered: bool) -> dict:
         # §3.3 result_for_json: id …/results?type_id=…&user_id=…; non-standard `timestamp` = date('c'),
         # second precision; no scoringUserId.
         return drop_none({
-            "id": urls.result_id_url(base_url, reg, course.context_id, li.id, rec.user_id),
+            "id": ids.result(rec.user_id),
             "userId": rec.user_id, "resultScore": rec.result_score, "resultMaximum": rec.result_maximum,
-            "comment": rec.comment, "scoreOf": urls.line_item_url(base_url, reg, course.context_id, li.id),
+            "comment": rec.comment, "scoreOf": ids.item,
             "timestamp": rec.stored_at.replace(microsecond=0).isoformat(),
         })
 
