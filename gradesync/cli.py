@@ -295,4 +295,10 @@ def main() -> None:
 # Example:  "audit": LazySubcommand("gradesync.audit.cli:app", "Run an audit now ..."),
 # ==========================================================================================
 LAZY_SUBCOMMANDS: dict[str, LazySubcommand] = {
+    "audit": LazySubcommand("gradesync.cli_audit:audit_app", "Audit grade sync now (a course-audit flow run)."),
+    "findings": LazySubcommand("gradesync.cli_audit:findings_app", "Show the findings of an audit run."),
+    "resync": LazySubcommand("gradesync.cli_resync:app", "Plan, approve and run resyncs of missing or wrong grades."),
+    "sandbox": LazySubcommand("sandbox_lms.cli:app", "The sandbox LMS: serve or export a generated world."),
+    "demo": LazySubcommand("gradesync.demo:demo_app", "Run the demo end to end on the sandbox LMS."),
+    "serve": LazySubcommand("gradesync.cli_serve:serve_app", "Serve the deployments (nightly schedule) from this process."),
 }

@@ -24,6 +24,18 @@ err_console = Console(stderr=True)
 EXIT_OK, EXIT_FAILED, EXIT_UNVERIFIED = 0, 1, 3
 
 
+def root_config(config: str | None) -> str | None:
+    """This command's --config, else the root's `gradesync --config PATH`, else None (env / ./gradesync.toml)."""
+    if config:
+        return config
+    import click
+
+    ctx = click.get_current_context(silent=True)
+    state = ctx.find_root().obj if ctx is not None else None
+    root = getattr(state, "config", None)
+    return str(root) if root else None
+
+
 def quiet_prefect_defaults() -> None:
     """Prefect's own logging at WARNING unless the user chose otherwise; no telemetry attempts offline."""
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
@@ -100,6 +112,7 @@ def audit(
 
     Exit codes: 0 the audit completed (findings are results, not errors); 3 it completed but some
     courses could not be audited (unverified); 1 it could not run."""
+    config = root_config(config)
     try:
         outcome = run_audit(config, platform, course, activity, not no_alerts)
     except ConfigError as e:
@@ -127,6 +140,7 @@ def findings(
     from gradesync.audit.export import export_run, latest_run_id
     from gradesync.audit.persist import open_database
 
+    config = root_config(config)
     try:
         settings = load_settings(config)
         if category and category not in CATEGORIES:
@@ -166,3 +180,9 @@ def findings(
 
 def _score(v, mx) -> str:
     return "" if v is None else f"{v:g}/{mx:g}" if mx else f"{v:g}"
+
+
+audit_app = typer.Typer(add_completion=False)
+audit_app.command("audit")(audit)
+findings_app = typer.Typer(add_completion=False)
+findings_app.command("findings")(findings)

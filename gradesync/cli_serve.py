@@ -18,6 +18,9 @@ def serve(
 ) -> None:
     """Serve nightly-audit (cron from [audit] schedule_cron/timezone), course-audit and resync
     against the Prefect API in PREFECT_API_URL. Schedules need a real server: `prefect server start`."""
+    from gradesync.cli_audit import root_config
+
+    config = root_config(config)
     try:
         settings = load_settings(config)
     except ConfigError as e:
@@ -42,3 +45,7 @@ def serve(
         resync_pending.to_deployment(name="resync", parameters=params, concurrency_limit=1),
         limit=limit,
     )
+
+
+serve_app = typer.Typer(add_completion=False)
+serve_app.command("serve")(serve)

@@ -70,3 +70,7 @@ def demo(
             left = Counter(f["category"] for f in export_run(settings.database.url, second["run_id"])["findings"])
             console.print("still open: " + ", ".join(f"{c} {left[c]}" for c in CATEGORIES if left[c]))
     console.rule(f"demo finished in {time.perf_counter() - t0:.1f} s — reports in {out / 'reports'}")
+
+
+demo_app = typer.Typer(add_completion=False)
+demo_app.command("demo")(demo)
