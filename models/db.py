@@ -8,9 +8,8 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import Engine, create_engine, event, func, literal_column, or_, select
 from sqlalchemy.engine import make_url
@@ -104,15 +103,12 @@ def current_revision(url: str) -> str | None:
         return MigrationContext.configure(connection).get_current_revision()
 
 
-@dataclass(frozen=True)
-class UpsertCounts:
+class UpsertCounts(NamedTuple):
+    """What one bulk_upsert did: rows inserted, rows updated, rows left as they were."""
+
     inserted: int = 0
     updated: int = 0
     unchanged: int = 0
-
-    def __add__(self, other: "UpsertCounts") -> "UpsertCounts":
-        return UpsertCounts(self.inserted + other.inserted, self.updated + other.updated,
-                            self.unchanged + other.unchanged)
 
 
 def bulk_upsert(session: Session, model: type[SQLModel], rows: Sequence[dict[str, Any]],
