@@ -41,6 +41,7 @@ class ScorePolicy:
     honours_canvas_flags: bool = False         # Canvas preserve_score / prioritize_non_tool_grade (§4.2)
     cap_at_maximum: bool = False               # D2L: capped unless "Can Exceed" (§2.5, §4.5)
     whole_seconds: bool = False                # Moodle: timemodified = strtotime(timestamp) (§4.3)
+    override_sticks: bool = False              # Moodle: a teacher override keeps the final grade (§4.3, inferred)
 
 
 def parse_timestamp(value: object, *, require_zone: bool) -> datetime | None:
@@ -79,6 +80,11 @@ def apply_score(item: LineItemRecord, score: IncomingScore, policy: ScorePolicy)
     stored_at = score.timestamp
     if policy.whole_seconds:
         stored_at = datetime.fromtimestamp(whole_seconds(score.timestamp), timezone.utc)
+    if policy.override_sticks and existing is not None and not existing.by_tool:
+        # The raw grade is stored (200) but the final grade, feedback and scorer stay the override's.
+        existing.stored_at = stored_at
+        existing.tool_posted = True
+        return existing
     if sets:
         value = rescale(float(score.score_given), score.score_maximum or policy.default_maximum,
                         item.score_maximum)

@@ -40,8 +40,9 @@ class MoodleProfile(Profile):
     iat_max_age_s = None                      # php-jwt has no "too old" iat rule
     iat_future_s = 0                          # php-jwt default leeway 0
     # §4.3: FullyGraded only; default scoreMaximum 1; a clear nulls timemodified (row no longer listed);
-    # timemodified = strtotime(timestamp), whole seconds.
-    policy = ScorePolicy(default_maximum=1.0, clear_removes_row=True, whole_seconds=True)
+    # timemodified = strtotime(timestamp), whole seconds; a teacher override keeps the final grade while
+    # the score POST still answers 200 (grade_item.php update_raw_grade — inferred, §4.3).
+    policy = ScorePolicy(default_maximum=1.0, clear_removes_row=True, whole_seconds=True, override_sticks=True)
     timestamp_needs_zone = False              # Moodle's ISO 8601 regex (zone optional — assumed)
     page_default = {"line_items": 0, "results": 0, "memberships": 0}   # §2.3: paging only when limit > 0
     page_max = page_default

@@ -106,6 +106,14 @@ def test_teacher_edit_makes_older_tool_timestamps_conflict(moodle, sandbox):
     assert r.status_code == 409
 
 
+def test_teacher_override_stays_although_a_fresh_score_answers_200(moodle, sandbox):
+    sandbox.control.set_manual_grade("moodle", "C1", 1, "s1", 4.0, comment="override")
+    r = moodle.post_score("s1", 9, timestamp=sandbox.runtime.now() + timedelta(seconds=2))
+    assert r.status_code == 200
+    res = moodle.get(moodle.url("results"), accept=RES_ACCEPT).json()[0]
+    assert res["resultScore"] == 4.0 and res["comment"] == "override"
+
+
 @pytest.mark.parametrize("user", ["t1", "ta1", "nobody"])
 def test_not_gradable_users_get_incorrect_score_received(moodle, user):
     r = moodle.post_score(user, 5)
