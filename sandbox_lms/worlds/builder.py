@@ -81,6 +81,7 @@ class Workbench:
 
     # --- people ---------------------------------------------------------------------------
     def new_account(self, email: str, name: str, origin: str) -> str:
+        """A tool account (no platform identity); returns its id."""
         self._accounts += 1
         account_id = f"A{self._accounts:06d}"
         self.records.accounts.append(Account(account_id, email, name, origin))
@@ -103,16 +104,19 @@ class Workbench:
         return Person(account_id, user_id, email, name, member)
 
     def add_to_roster(self, course: CourseBuild, person: Person) -> None:
+        """Put the person's membership on the course's NRPS roster."""
         if person.member is not None:
             course.record.members.append(person.member)
 
     def new_staff(self, course: CourseBuild | None, reg: Registration, role: str = INSTRUCTOR) -> Person:
+        """A staff member (Instructor by default), on the course roster when a course is given."""
         person = self.new_person(reg, [role])
         if course is not None:
             self.add_to_roster(course, person)
         return person
 
     def new_learner(self, course: CourseBuild, *, status: str = "Active") -> Person:
+        """A Learner on the course roster with the given enrolment status."""
         person = self.new_person(course.reg, [LEARNER], status=status)
         self.add_to_roster(course, person)
         return person
@@ -125,11 +129,14 @@ class Workbench:
 
     def completion_time(self, course: CourseBuild, gl: GradedLink) -> datetime:
         """A completion moment in the days before the link's due date (inside the course window)."""
-        t = gl.due - timedelta(days=3) - self.jitter(0, 2 * 86400)
-        return max(t, course.starts_at + timedelta(days=1)).replace(microsecond=0)
+        # whole seconds, so no .replace(microsecond=0): this runs once per cell of large worlds
+        t = gl.due - timedelta(seconds=3 * 86400 + int(2 * 86400 * self.rng.random()))
+        floor = course.starts_at + timedelta(days=1)
+        return t if t > floor else floor
 
     # --- cells ----------------------------------------------------------------------------
     def key(self, course: CourseBuild, gl: GradedLink, person: Person) -> Key:
+        """The expected-grade key (platform, context_id, resource_link_id, lms_user_id)."""
         return (course.reg.name, course.tool.context_id, gl.link.resource_link_id, person.lms_user_id)
 
     def complete(self, course: CourseBuild | None, account_id: str, gl: GradedLink, score: float,
@@ -207,4 +214,5 @@ class Workbench:
 
 
 def utc(y: int, m: int, d: int, h: int = 0) -> datetime:
+    """An aware UTC datetime."""
     return datetime(y, m, d, h, tzinfo=timezone.utc)

@@ -133,6 +133,7 @@ DEMO_PLANTS = [
 
 
 def tiny() -> WorldSpec:
+    """Fast tests: Canvas + Moodle (and a Moodle registration without the score scope); every category once."""
     return WorldSpec("tiny", [
         RegPlan("canvas-main", "canvas", 3, learners=(6, 7), items=(3, 3)),
         RegPlan("moodle-main", "moodle", 3, learners=(6, 7), items=(3, 3)),
@@ -141,6 +142,7 @@ def tiny() -> WorldSpec:
 
 
 def demo() -> WorldSpec:
+    """The default: Canvas, Moodle, D2L, Blackboard, revoked Canvas/Moodle; every category ≥ 2."""
     return WorldSpec("demo", [
         RegPlan("canvas-main", "canvas", 7, learners=(14, 24), items=(3, 6), big_course=True),
         RegPlan("moodle-main", "moodle", 5, learners=(12, 22), items=(3, 5)),
@@ -152,6 +154,7 @@ def demo() -> WorldSpec:
 
 
 def large() -> WorldSpec:
+    """Benchmarks: 1,200 courses over four platforms, the demo's plants eight times over."""
     regs = [RegPlan(f"{p}-main", p, 300, learners=(20, 35), items=(4, 8), big_course=(p == "canvas"))
             for p in ("canvas", "moodle", "d2l", "blackboard")]
     regs.append(RegPlan("canvas-noscore", "canvas", 10, learners=(10, 20), items=(2, 4), score_revoked=True))
@@ -159,13 +162,13 @@ def large() -> WorldSpec:
 
 
 def bench(courses: int = 100, items: int = 10, learners: int = 30, profiles: tuple[str, ...] = ("canvas",)) -> WorldSpec:
+    """Parametric: `courses` courses per profile of fixed shape; plants scale with the course count."""
     regs = [RegPlan(f"{p}-bench", p, courses, learners=(learners, learners), items=(items, items))
             for p in profiles]
     regs += [RegPlan(f"{p}-noscore", p, 1, learners=(min(learners, 8),) * 2, items=(min(items, 2),) * 2,
                      score_revoked=True) for p in profiles[:1]]
     repeat = max(1, courses // 50)
-    plants = [pl for pl in DEMO_PLANTS * repeat]
-    return WorldSpec("bench", regs, plants)
+    return WorldSpec("bench", regs, DEMO_PLANTS * repeat)
 
 
 SIZES = ("tiny", "demo", "large", "bench")
