@@ -2,8 +2,12 @@
 case's preconditions checked directly on the data that was built (docs/diagnosis-rules.md)."""
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 from collections import Counter
+from pathlib import Path
 
 import pytest
 
@@ -61,6 +65,14 @@ def test_demo_plants_every_category_at_least_twice_across_profiles(demo):
     # several planted categories land on more than one platform
     assert sum(1 for p in profiles.values() if len(p) >= 2) >= 8
     assert len({f.identity for f in demo.ground_truth}) == len(demo.ground_truth)
+
+
+def test_same_seed_same_world_in_another_process_with_other_hash_seed():
+    code = "from sandbox_lms.worlds import build_world; print(build_world(3, 'tiny').fingerprint())"
+    env = dict(os.environ, PYTHONHASHSEED="12345")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True,
+                         cwd=Path(__file__).resolve().parents[2]).stdout.strip()
+    assert out == build_world(3, "tiny").fingerprint()
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
