@@ -9,6 +9,7 @@ import random
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
+from sandbox_lms.profiles import get_profile
 from sandbox_lms.state import (
     INSTRUCTOR, LEARNER, CourseRecord, LineItemRecord, LmsState, Member, Registration, ResultRecord,
 )
@@ -16,8 +17,6 @@ from sandbox_lms.worlds.answers import Outcome
 from sandbox_lms.worlds.ids import FIRST_NAMES, LAST_NAMES, IdMaker
 from sandbox_lms.worlds.model import Account, Completion, Identity, Link, Passback, PlantedFinding, ToolCourse, ToolRecords
 
-# Moodle stores timemodified = strtotime(timestamp): whole seconds (lti-platform-behavior.md §4.3).
-WHOLE_SECOND_PROFILES = frozenset({"moodle"})
 # Profiles whose line items carry startDateTime/endDateTime in the world (D2L's sample JSON has them,
 # §2.5; the spec allows them, §2.1). Canvas does not serialize them (§2.2), so none are set there.
 ITEM_WINDOW_PROFILES = frozenset({"d2l", "spec"})
@@ -160,8 +159,8 @@ class Workbench:
         self.records.log(pb)
         if outcome is Outcome.accepted:
             stored = ts
-            if course.reg.profile in WHOLE_SECOND_PROFILES:
-                stored = ts.replace(microsecond=0)
+            if get_profile(course.reg.profile).policy.whole_seconds:
+                stored = ts.replace(microsecond=0)     # Moodle: timemodified = strtotime(timestamp) (§4.3)
             gl.item.results[person.lms_user_id] = ResultRecord(
                 user_id=person.lms_user_id, result_score=score * gl.item.score_maximum / gl.activity_max,
                 result_maximum=gl.item.score_maximum, stored_at=stored)
