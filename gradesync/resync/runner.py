@@ -1,0 +1,142 @@
+"""The resync run's plain steps (the flow strings them together): the run row, claiming a batch,
+sending it per platform, and the tally the flow returns."""
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import asyncio
+from collections.abc import Awaitable, Callable
+
+import httpx
+
+import models as m
+from gradesync.resync.claims import claim_tasks, release_dead_claims
+from gradesync.resync.sender import PlatformOutcome, PlatformSender
+from gradesync.resync.store import ClaimedTask, ResyncStore
+from gradesync.settings import Settings
+from lti_client.registration import PlatformRegistration
+
+BATCH = 200
+
+
+def start_run(database_url: str, params: dict[str, Any], flow_run_id: str | None) -> int:
+    """An `audit_run` row of kind "resync" (its course_audit rows name courses the resync could not reach)."""
+    m.upgrade_database(database_url)
+    with m.session_scope(m.make_engine(database_url)) as s:
+        run = m.AuditRun(kind="resync", params=params, flow_run_id=flow_run_id or None, state="running")
+        s.add(run)
+        s.flush()
+        return run.id
+
+
+def claim_batch(database_url: str, worker: str, platforms: list[str], limit: int, due_before: datetime,
+                lease_s: float, exclude_courses: set[tuple[str, str]], release_dead: bool) -> list[ClaimedTask]:
+    """Claim up to `limit` due tasks for `worker` (committed) and return their snapshots; first hand
+    back the claims of dead local workers when `release_dead`."""
+    engine = m.make_engine(database_url)
+    if release_dead:
+        release_dead_claims(engine, platforms)
+    ids = claim_tasks(engine, worker, platforms, limit, due_before=due_before, lease=timedelta(seconds=lease_s),
+                      exclude_courses=exclude_courses)
+    return ResyncStore(database_url, worker).load(ids)
+
+
+async def send_platform(registration: PlatformRegistration, database_url: str, worker: str, run_id: int,
+                        tasks: list[ClaimedTask], max_attempts: int,
+                        transport: httpx.AsyncBaseTransport | None = None) -> PlatformOutcome:
+    """Send one platform's share of a batch through one LtiClient."""
+    store = ResyncStore(database_url, worker)
+    return await PlatformSender(registration, store, run_id, max_attempts, transport=transport).run(tasks)
+
+
+def by_platform(tasks: list[ClaimedTask]) -> dict[str, list[ClaimedTask]]:
+    """Tasks grouped by platform, in claim order."""
+    groups: dict[str, list[ClaimedTask]] = defaultdict(list)
+    for t in tasks:
+        groups[t.platform].append(t)
+    return dict(groups)
+
+
+@dataclass
+class Tally:
+    """Everything a resync run did, summed over batches and platforms."""
+    run_id: int
+    worker: str
+    claimed: int = 0
+    sends: int = 0
+    outcomes: Counter = field(default_factory=Counter)
+    unverified_courses: dict[tuple[str, str], str] = field(default_factory=dict)
+    platform_errors: dict[str, str] = field(default_factory=dict)
+    request_stats: dict[str, Any] = field(default_factory=dict)
+
+    def add(self, out: PlatformOutcome) -> None:
+        self.sends += out.sends
+        self.outcomes.update(out.outcomes)
+        for ctx, reason in out.unverified_courses.items():
+            self.unverified_courses[(out.platform, ctx)] = reason
+        if out.platform_error:
+            self.platform_errors[out.platform] = out.platform_error
+        stats = self.request_stats.setdefault(out.platform, {"requests": {}, "retries": 0, "throttled": 0})
+        for kind, n in (out.request_stats.get("requests") or {}).items():
+            stats["requests"][kind] = stats["requests"].get(kind, 0) + n
+        stats["retries"] += out.request_stats.get("retries", 0)
+        stats["throttled"] += out.request_stats.get("throttled", 0)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The flow's JSON-able return value."""
+        return {"run_id": self.run_id, "worker": self.worker, "claimed": self.claimed, "sends": self.sends,
+                "outcomes": dict(sorted(self.outcomes.items())),
+                "verified": sum(n for k, n in self.outcomes.items() if k.startswith("verified") or k == "already_in_lms"),
+                "unverified_courses": [{"platform": p, "context_id": c, "reason": r}
+                                       for (p, c), r in sorted(self.unverified_courses.items())],
+                "platform_errors": dict(self.platform_errors), "request_stats": self.request_stats}
+
+
+def finish_run(database_url: str, tally: Tally, *, failed: str | None = None) -> None:
+    """Close the run row with its counts (state partial when a course or platform could not be reached)."""
+    with m.session_scope(m.make_engine(database_url)) as s:
+        run = s.get(m.AuditRun, tally.run_id)
+        run.finished_at = m.utcnow()
+        run.state = "failed" if failed else "partial" if tally.unverified_courses or tally.platform_errors else "completed"
+        run.counts = {**tally.as_dict(), **({"error": failed[:500]} if failed else {})}
+        run.request_stats = tally.request_stats
+
+
+ClaimStep = Callable[..., list[ClaimedTask]]
+SendStep = Callable[..., Awaitable[PlatformOutcome]]
+
+
+async def run_resync(settings: Settings, platforms: list[str] | None, limit: int | None, worker: str,
+                     reclaim_after_s: float, flow_run_id: str | None = None, *, claim: ClaimStep = claim_batch,
+                     send: SendStep = send_platform) -> Tally:
+    """Claim due tasks in batches and send each batch's platforms in parallel until nothing is due or
+    `limit` tasks were taken. `claim`/`send` are the steps (Prefect tasks in the flow, plain here)."""
+    names = platforms or settings.platform_names
+    registrations = {name: settings.platform(name) for name in names}     # unknown name → ConfigError
+    url = settings.database.url
+    tally = Tally(start_run(url, {"platforms": names, "limit": limit, "worker": worker}, flow_run_id), worker)
+    due_before = m.utcnow()          # a task handled in this run is not due again in it
+    live = list(names)
+    remaining = limit if limit is not None else float("inf")
+    try:
+        while live and remaining > 0:
+            batch = claim(url, worker, live, int(min(BATCH, remaining)), due_before, reclaim_after_s,
+                          set(tally.unverified_courses), tally.claimed == 0)
+            if not batch:
+                break
+            tally.claimed += len(batch)
+            remaining -= len(batch)
+            outcomes = await asyncio.gather(*(
+                send(registrations[p], url, worker, tally.run_id, tasks, settings.audit.resync_max_attempts)
+                for p, tasks in by_platform(batch).items()))
+            for out in outcomes:
+                tally.add(out)
+            live = [p for p in live if p not in tally.platform_errors]
+    except BaseException as exc:
+        finish_run(url, tally, failed=f"{type(exc).__name__}: {exc}")
+        raise
+    finish_run(url, tally)
+    return tally

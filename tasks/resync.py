@@ -1,0 +1,32 @@
+"""Thin Prefect tasks around the resync's plain steps (gradesync.resync.runner).
+
+No Prefect retries on `send-platform`: a score POST is never repeated blindly — the next run re-reads
+the LMS and decides (issue 6, exactly-once in effect)."""
+from __future__ import annotations
+
+from datetime import datetime
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from gradesync.resync import runner
+from gradesync.resync.sender import PlatformOutcome
+from gradesync.resync.store import ClaimedTask
+from lti_client.registration import PlatformRegistration
+
+TASK = dict(cache_policy=NO_CACHE)
+
+
+@task(name="claim-resync-batch", retries=2, retry_delay_seconds=1, **TASK)
+def claim_batch(database_url: str, worker: str, platforms: list[str], limit: int, due_before: datetime,
+                lease_s: float, exclude_courses: set[tuple[str, str]], release_dead: bool) -> list[ClaimedTask]:
+    """Claim a batch of due tasks (a database error before the commit claims nothing: safe to retry)."""
+    return runner.claim_batch(database_url, worker, platforms, limit, due_before, lease_s, exclude_courses,
+                              release_dead)
+
+
+@task(name="send-platform", **TASK)
+async def send_platform(registration: PlatformRegistration, database_url: str, worker: str, run_id: int,
+                        tasks: list[ClaimedTask], max_attempts: int) -> PlatformOutcome:
+    """Send one platform's share of the batch."""
+    return await runner.send_platform(registration, database_url, worker, run_id, tasks, max_attempts)

@@ -1,0 +1,123 @@
+"""A served sandbox world with resync tasks queued from its planted ground truth (no audit needed)."""
+from __future__ import annotations
+
+import asyncio
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import models as m
+from gradesync.diagnosis.actions import ACTIONS
+from gradesync.findings import identity_of
+from gradesync.resync.claims import worker_id
+from gradesync.resync.queue import queue_from_findings
+from gradesync.resync.runner import Tally, run_resync
+from gradesync.settings import Settings, load_settings
+from sandbox_lms import urls
+from sandbox_lms.server import RunningSandbox, start_sandbox
+from sandbox_lms.worlds import World, build_world
+
+QUEUED = ("missing_in_lms", "score_mismatch", "manual_grade_conflict")
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One planted gap, located in the sandbox."""
+    category: str
+    platform: str
+    context_id: str
+    resource_link_id: str
+    lms_user_id: str
+    item_id: int
+    line_item_url: str
+    score_given: float
+    score_maximum: float
+
+    @property
+    def normalised(self) -> float:
+        return self.score_given / self.score_maximum
+
+
+@dataclass
+class Served:
+    world: World
+    sandbox: RunningSandbox
+    config: Path
+    settings: Settings
+    database_url: str
+    cells: list[Cell]
+    run_id: int
+
+    def cell(self, category: str, platform_prefix: str) -> Cell:
+        return next(c for c in self.cells if c.category == category and c.platform.startswith(platform_prefix))
+
+    def lms_norm(self, cell: Cell) -> float | None:
+        li = self.world.state.registrations[cell.platform].courses[cell.context_id].line_item(cell.item_id)
+        r = li.results.get(cell.lms_user_id)
+        return None if r is None or r.result_score is None else r.result_score / r.result_maximum
+
+    def posts(self, cell: Cell) -> int:
+        return self.sandbox.counters.scores_for(cell.platform, cell.context_id, cell.item_id, cell.lms_user_id)
+
+    def tasks(self) -> list[m.ResyncTask]:
+        from sqlmodel import select
+        with m.session_scope(m.make_engine(self.database_url)) as s:
+            return list(s.exec(select(m.ResyncTask).order_by(m.ResyncTask.id)))
+
+    def task_of(self, cell: Cell) -> m.ResyncTask:
+        return next(t for t in self.tasks() if (t.platform, t.lms_user_id, t.context_id) ==
+                    (cell.platform, cell.lms_user_id, cell.context_id) and t.line_item_id == cell.line_item_url)
+
+    def resync(self, worker: str = "test", limit: int | None = None, reclaim_after_s: float = 600) -> Tally:
+        return asyncio.run(run_resync(self.settings, None, limit, worker_id(worker), reclaim_after_s))
+
+
+def planted_cells(world: World, base_url: str) -> list[Cell]:
+    """Every planted learner gap the resync queues, with its line item and the tool's score."""
+    activity = {(lk.platform, lk.context_id, lk.resource_link_id): lk.activity_id for lk in world.records.links}
+    cells = []
+    for f in world.ground_truth:
+        if f.category not in QUEUED:
+            continue
+        reg = world.state.registrations[f.platform]
+        li = next(li for li in reg.courses[f.context_id].line_items if li.resource_link_id == f.resource_link_id)
+        comp = world.records.completions[(f.account_id, activity[(f.platform, f.context_id, f.resource_link_id)])]
+        cells.append(Cell(f.category, f.platform, f.context_id, f.resource_link_id, f.lms_user_id, li.id,
+                          urls.line_item_url(base_url, reg, f.context_id, li.id), comp.score_given,
+                          comp.score_maximum))
+    return cells
+
+
+def queue_cells(database_url: str, cells: list[Cell]) -> int:
+    """Store the cells as one audit run's findings (courses audited) and queue them; returns the run id."""
+    with m.session_scope(m.make_engine(database_url)) as s:
+        run = m.AuditRun(kind="nightly", state="completed")
+        s.add(run)
+        s.flush()
+        for p, c in sorted({(c.platform, c.context_id) for c in cells}):
+            s.add(m.CourseAudit(run_id=run.id, platform=p, context_id=c, status="audited"))
+        rows = [m.Finding(run_id=run.id, identity=identity_of(c.category, c.platform, c.context_id,
+                                                              c.resource_link_id, c.lms_user_id),
+                          category=m.FindingCategory(c.category), level="learner", platform=c.platform,
+                          context_id=c.context_id, resource_link_id=c.resource_link_id, activity_id="act",
+                          line_item_id=c.line_item_url, lms_user_id=c.lms_user_id, tool_score=c.score_given,
+                          tool_maximum=c.score_maximum, evidence={"completed_at": "2025-01-10T09:30:00+00:00"},
+                          action=ACTIONS[c.category]) for c in cells]
+        s.add_all(rows)
+        s.flush()
+        queue_from_findings(s, run.id, rows)
+        return run.id
+
+
+@contextmanager
+def served_world(tmp_path: Path, database_url: str, seed: int = 7, size: str = "tiny", **kw):
+    """Build and serve a world, export its config (pointed at `database_url`), queue its planted gaps."""
+    world = build_world(seed, size, **kw)
+    with start_sandbox(world.state) as sandbox:
+        config = world.export(tmp_path / "world", sandbox.base_url)
+        with config.open("a", encoding="utf-8") as fh:
+            fh.write(f'\n[database]\nurl = "{database_url}"\n')
+        m.upgrade_database(database_url)
+        cells = planted_cells(world, sandbox.base_url)
+        run_id = queue_cells(database_url, cells)
+        yield Served(world, sandbox, config, load_settings(config), database_url, cells, run_id)
