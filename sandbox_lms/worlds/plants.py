@@ -42,8 +42,12 @@ def _take_cell(wb: Workbench, course: CourseBuild, *, earliest: bool = False) ->
 
 
 def _others(course: CourseBuild, n: int, wb: Workbench) -> list[Person]:
+    """n active learners of the course (new ones join when the roster is too small)."""
     pool = [p for p in course.learners if p is not course.idle]
-    return wb.rng.sample(pool, min(n, len(pool)))
+    while len(pool) < n:
+        pool.append(wb.new_learner(course))
+        course.learners.append(pool[-1])
+    return wb.rng.sample(pool, n)
 
 
 # --- course level ------------------------------------------------------------------------------

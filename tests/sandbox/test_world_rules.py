@@ -165,8 +165,21 @@ def test_clean_world_has_no_finding_under_the_rules():
     assert oracle(world) == {}
 
 
-def test_bench_world_with_plants_matches_the_rules():
-    world = build_world(5, "bench", courses=60, items=4, learners=8, profile="moodle")
+@pytest.mark.parametrize("kw", [
+    dict(courses=60, items=4, learners=8, profile="moodle"),
+    dict(courses=30, items=3, learners=6, profiles=["d2l", "blackboard", "spec"]),
+    dict(courses=1, items=1, learners=1, profile="canvas"),          # degenerate shapes still hold
+])
+def test_bench_world_with_plants_matches_the_rules(kw):
+    world = build_world(5, "bench", **kw)
+    assert world.ground_truth
+    assert oracle(world) == {f.identity: f.account_id for f in world.ground_truth}
+
+
+@pytest.mark.parametrize("profile", ["canvas", "d2l"])
+def test_profile_filtered_demo_matches_the_rules(profile):
+    world = build_world(2, "demo", profile=profile)
+    assert {r.profile for r in world.state.registrations.values()} == {profile}
     assert oracle(world) == {f.identity: f.account_id for f in world.ground_truth}
 
 
