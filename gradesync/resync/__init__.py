@@ -2,6 +2,5 @@
 
 Modules: `queue` (tasks from audit findings), `claims` (atomic claiming), `timestamps` (fresh,
 strictly increasing score times), `store` (state transitions in the database), `reclassify`
-(refusals change findings), `sender` (talks to the LMS), `plan` (the CLI's views and approvals),
-`history` (resync attempts as passback-log lines for the next diagnosis).
+(refusals change findings), `sender` (talks to the LMS), `runner` (the run loop), `plan` (the CLI's views and approvals).
 """
