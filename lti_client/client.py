@@ -120,12 +120,14 @@ class LtiClient:
             nxt = body.get(body_next_key) if body_next_key and isinstance(body, dict) else None
             return items, nxt if isinstance(nxt, str) and nxt.strip() else None
 
+        pages = 0
         while page_url is not None:
-            if page_url in seen or len(seen) >= MAX_PAGES:
-                raise self._requester.error(
-                    ErrorKind.paging_loop, None, None,
-                    f"paging loop: next URL repeated after {len(seen)} page(s)", page_url, PagingLoopError)
+            if page_url in seen or pages >= MAX_PAGES:
+                why = "next URL repeated" if page_url in seen else "no last page"
+                raise self._requester.error(ErrorKind.paging_loop, None, None,
+                                            f"paging loop ({why}) after {pages} page(s)", page_url, PagingLoopError)
             seen.add(page_url)
+            pages += 1
             reply = await self._requester.send("GET", page_url, endpoint, decode=decode,
                                                headers={"Accept": accept}, bearer=bearer)
             items, body_next = reply.value

@@ -246,3 +246,14 @@ async def test_wrong_container_shape_is_malformed(make_reg, make_client):
         with pytest.raises(LtiError) as info:
             await client.list_members(f"https://{HOST}/api/lti/courses/7/names_and_roles")
     assert info.value.kind is ErrorKind.malformed
+
+
+async def test_never_ending_distinct_next_urls_stop_at_the_page_cap(make_reg, make_client, monkeypatch):
+    monkeypatch.setattr("lti_client.client.MAX_PAGES", 5)
+    lms = FakeLms("canvas")
+    lms.route("GET", CANVAS_LI, lambda req: json_response(
+        [], headers={"Link": f'<{CANVAS_LI_URL}?page={int(_query(req).get("page", ["1"])[0]) + 1}>; rel="next"'}))
+    async with make_client(make_reg("canvas"), lms) as client:
+        with pytest.raises(PagingLoopError):
+            await client.list_line_items(CANVAS_LI_URL)
+    assert len(lms.calls(CANVAS_LI)) == 5
