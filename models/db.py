@@ -6,6 +6,7 @@ PostgreSQL gets pre-ping so a restarted server does not hand us dead pooled conn
 from __future__ import annotations
 
 import threading
+from operator import itemgetter
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -29,6 +30,8 @@ def _sqlite_on_connect(dbapi_connection, _record) -> None:
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA synchronous=NORMAL")
+    # 64 MB page cache instead of the 2 MB default: a 1M-row import's unique indexes stop thrashing.
+    cur.execute("PRAGMA cache_size=-65536")
     cur.close()
 
 
@@ -140,33 +143,53 @@ def bulk_upsert(session: Session, model: type[SQLModel], rows: Sequence[dict[str
     connection = session.connection()
     if dialect == "postgresql":
         return _pg_upsert_counting(connection, stmt, table, rows)
+    # SQLite: pysqlite sums the per-row change counts of an executemany (a conflict skipped by the WHERE
+    # counts 0), and the row count before/after tells inserts from updates.
     before = connection.execute(select(func.count()).select_from(table)).scalar_one()
-    # SQLite: pysqlite sums the per-row change counts of an executemany (a skipped conflict counts 0);
-    # Core execute on the connection, not session.exec, whose ORM result carries no rowcount (stack-notes C.2).
-    result = connection.execute(stmt, list(rows))
-    changed = result.rowcount
+    cursor = connection.connection.dbapi_connection.cursor()
+    try:
+        sql, params = _driver_statement(connection.dialect, stmt, table, rows)
+        cursor.executemany(sql, params)
+        changed = cursor.rowcount
+    finally:
+        cursor.close()
     after = connection.execute(select(func.count()).select_from(table)).scalar_one()
     inserted = after - before
     return UpsertCounts(inserted=inserted, updated=changed - inserted, unchanged=len(rows) - changed)
+
+
+def _driver_statement(dialect, stmt, table, rows: Sequence[dict[str, Any]]) -> tuple[str, list]:
+    """The statement compiled once, and the rows as driver parameters with each column's bind
+    processing (JSON, UtcDateTime, SQLite's datetime strings) applied.
+
+    Why not `connection.execute(stmt, rows)`: SQLAlchemy's per-row parameter handling measured about
+    half of a 1M-row import here; doing the same bind processing in one comprehension is 3x cheaper.
+    """
+    keys = list(rows[0])
+    compiled = stmt.compile(dialect=dialect, column_keys=keys)
+    order = list(compiled.positiontup) if compiled.positional else keys
+    # Column-wise: itemgetter/map/zip run in C; only the bind processors are Python calls.
+    columns = []
+    for k in order:
+        values = list(map(itemgetter(k), rows))
+        processor = table.c[k].type._cached_bind_processor(dialect)
+        columns.append(list(map(processor, values)) if processor is not None else values)
+    if compiled.positional:
+        params: list = list(zip(*columns))
+    else:
+        params = [dict(zip(order, values)) for values in zip(*columns)]
+    return str(compiled), params
 
 
 def _pg_upsert_counting(connection, stmt, table, rows: Sequence[dict[str, Any]]) -> UpsertCounts:
     """PostgreSQL: psycopg's executemany reports rowcount -1, so each written row tells whether it was
     inserted — a fresh tuple has xmax = 0, an updated one carries the updating transaction's id; rows
     skipped by the WHERE return nothing. SQLAlchemy's own RETURNING path ("insertmanyvalues") measured
-    2x slower here than psycopg's pipelined executemany(returning=True), so the statement is compiled
-    once and handed to the driver, with each column's bind processing (JSON, UtcDateTime) applied."""
-    keys = list(rows[0])
-    dialect = connection.dialect
-    compiled = stmt.returning(literal_column("(xmax = 0)")).compile(dialect=dialect, column_keys=keys)
-    processors = {k: p for k in keys if (p := table.c[k].type._cached_bind_processor(dialect)) is not None}
-    if processors:
-        params = [{k: (processors[k](v) if k in processors else v) for k, v in row.items()} for row in rows]
-    else:
-        params = list(rows)
+    2x slower here than psycopg's pipelined executemany(returning=True)."""
+    sql, params = _driver_statement(connection.dialect, stmt.returning(literal_column("(xmax = 0)")), table, rows)
     cursor = connection.connection.dbapi_connection.cursor()
     try:
-        cursor.executemany(str(compiled), params, returning=True)
+        cursor.executemany(sql, params, returning=True)
         inserted = written = 0
         while True:
             for (was_insert,) in cursor.fetchall():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+from operator import itemgetter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,7 +63,9 @@ class CsvFile:
     def rows(self) -> Iterator[tuple[int, dict[str, str], list[str]]]:
         """(first physical line of the record, {column: stripped value}, raw fields). Rows with the wrong
         number of fields, undecodable bytes or broken quoting land in `self.bad` instead."""
-        reader, width, index, columns = self._reader, len(self.header), self.index, self.columns
+        reader, width, columns = self._reader, len(self.header), self.columns
+        pick = itemgetter(*self.index) if len(self.index) > 1 else (lambda r, i=self.index[0]: (r[i],))
+        strip = str.strip
         last_line = reader.line_num
         while True:
             try:
@@ -86,7 +89,7 @@ class CsvFile:
             if len(fields) != width:
                 self.bad.append(BadRow(line, f"row has {len(fields)} fields, header has {width}", raw_text(fields)))
                 continue
-            yield line, {c: fields[i].strip() for c, i in zip(columns, index)}, fields
+            yield line, dict(zip(columns, map(strip, pick(fields)))), fields
 
     def close(self) -> None:
         self._fh.close()
