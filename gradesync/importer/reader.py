@@ -34,17 +34,20 @@ class CsvFile:
     """Iterate `rows()` after construction; the header is checked in __init__ (raises HeaderError)."""
 
     def __init__(self, path: Path, columns: tuple[str, ...]):
-        # utf-8-sig: spreadsheet exports often start with a BOM that would otherwise glue to the first column.
-        self._fh = path.open("r", encoding="utf-8-sig", newline="")
-        self._reader = csv.reader(self._fh, strict=False)
+        self._fh = path.open("rb")
+        self.undecodable: set[int] = set()        # physical lines that were not valid UTF-8
+        self._reader = csv.reader(self._lines(), strict=False)
         try:
             header = next(self._reader, None)
-        except (csv.Error, UnicodeDecodeError) as e:
+        except csv.Error as e:
             self.close()
             raise HeaderError(f"unreadable header: {e}") from None
         if header is None:
             self.close()
             raise HeaderError("empty file: no header row")
+        if 1 in self.undecodable:
+            self.close()
+            raise HeaderError("header is not valid UTF-8")
         self.header = [h.strip() for h in header]
         dupes = sorted({h for h in self.header if h and self.header.count(h) > 1})
         if dupes:
@@ -60,6 +63,17 @@ class CsvFile:
         self.columns = columns
         self.bad: list[BadRow] = []
 
+    def _lines(self) -> Iterator[str]:
+        """Physical lines decoded one by one, so one bad byte costs one row, not the file."""
+        for number, raw in enumerate(self._fh, start=1):
+            if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
+                raw = raw[3:]      # spreadsheet exports often start with a BOM that would glue to a column name
+            try:
+                yield raw.decode("utf-8")
+            except UnicodeDecodeError:
+                self.undecodable.add(number)
+                yield raw.decode("utf-8", errors="replace")
+
     def rows(self) -> Iterator[tuple[int, dict[str, str], list[str]]]:
         """(first physical line of the record, {column: stripped value}, raw fields). Rows with the wrong
         number of fields, undecodable bytes or broken quoting land in `self.bad` instead."""
@@ -72,10 +86,6 @@ class CsvFile:
                 fields = next(reader)
             except StopIteration:
                 break
-            except UnicodeDecodeError as e:
-                # The decoder cannot resynchronise reliably: the rest of the file is not read.
-                self.bad.append(BadRow(last_line + 1, f"not valid UTF-8 ({e.reason}); rest of file skipped", None))
-                break
             except csv.Error as e:
                 if reader.line_num == last_line:
                     break
@@ -86,6 +96,9 @@ class CsvFile:
             last_line = reader.line_num
             if not fields:
                 continue                  # blank line
+            if self.undecodable and any(n in self.undecodable for n in range(line, last_line + 1)):
+                self.bad.append(BadRow(line, "not valid UTF-8", raw_text(fields)))
+                continue
             if len(fields) != width:
                 self.bad.append(BadRow(line, f"row has {len(fields)} fields, header has {width}", raw_text(fields)))
                 continue

@@ -255,3 +255,15 @@ def test_unreachable_database_exits_1(write_config, tmp_path):
     assert result.exit_code == 1, result.output
     assert result.stderr.startswith("error: cannot use database postgresql+psycopg://postgres@127.0.0.1:9/nowhere")
     assert "Traceback" not in result.output
+
+
+def test_bom_is_tolerated_and_invalid_utf8_is_a_rejection(config, db_url, tmp_path):
+    folder = write_export(tmp_path / "export")
+    accounts = folder / "accounts.csv"
+    accounts.write_bytes(b"\xef\xbb\xbf" + accounts.read_bytes() + b"acc-7,bad\xff@example.edu,Bad,lti\n")
+    result = cli_import(config, folder)
+    assert result.exit_code == 2, result.output
+    stored = rows_of(db_url, ImportRejection)
+    assert [(r.file, r.line) for r in stored] == [("accounts.csv", 5)]
+    assert "not valid UTF-8" in stored[0].reason
+    assert {a.account_id for a in rows_of(db_url, Account)} == {"acc-1", "acc-2", "acc-3"}
