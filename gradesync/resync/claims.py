@@ -1,8 +1,9 @@
 """Claiming resync tasks atomically, so two workers never send the same task.
 
 A claim is one committed transaction that moves due tasks to `claimed` with the worker's name:
-- PostgreSQL: `UPDATE … WHERE id IN (SELECT … FOR UPDATE SKIP LOCKED)` — a second worker skips the
-  rows the first is claiming instead of waiting for them, and never sees them as due afterwards.
+- PostgreSQL: `SELECT … FOR UPDATE SKIP LOCKED` then `UPDATE … SET state = 'claimed'` in the same
+  transaction — a second worker skips the rows the first is claiming instead of waiting for them, and
+  never sees them as due afterwards.
 - SQLite: `BEGIN IMMEDIATE` takes the single write lock before the select-and-update reads anything,
   so a concurrent claimer waits (busy timeout) and then sees the rows already claimed.
 A claim is a lease: a worker that dies leaves `claimed` rows behind. They are claimable again after
@@ -87,13 +88,15 @@ def claim_tasks(engine: Engine, worker: str, platforms: list[str], limit: int, *
     pick = select(T.id).where(cond).order_by(T.id).limit(limit)
     with engine.connect() as conn:
         if conn.dialect.name == "postgresql":
+            # Two statements in one transaction, not `UPDATE … WHERE id IN (SELECT … LIMIT n)`: PostgreSQL
+            # may re-run such a subquery and update more than n rows. The selected rows stay locked
+            # until the commit, so nobody can claim them in between.
             pick = pick.with_for_update(skip_locked=True)
         else:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
-        # `cond` again on the outer UPDATE: it is re-evaluated on the locked rows.
-        stmt = (update(m.ResyncTask.__table__).where(T.id.in_(pick.scalar_subquery()), cond)
-                .values(state=S.claimed, claimed_by=worker, claimed_at=now, updated_at=now)
-                .returning(T.id))
-        ids = sorted(conn.execute(stmt).scalars().all())
+        ids = sorted(conn.execute(pick).scalars().all())
+        if ids:
+            conn.execute(update(m.ResyncTask.__table__).where(T.id.in_(ids))
+                         .values(state=S.claimed, claimed_by=worker, claimed_at=now, updated_at=now))
         conn.commit()
     return ids

@@ -115,6 +115,7 @@ def test_concurrent_claimers_never_get_the_same_task(migrated_db_url):
             ids = claim_tasks(engine, name, ["p"], 7, due_before=m.utcnow())
             if not ids:
                 break
+            assert len(ids) <= 7
             mine += ids
         got[name] = mine
 
@@ -128,6 +129,14 @@ def test_concurrent_claimers_never_get_the_same_task(migrated_db_url):
     with m.session_scope(engine) as s:
         owners = {t.id: t.claimed_by for t in s.exec(select(m.ResyncTask))}
     assert all(owners[i] == name for name, ids in got.items() for i in ids)
+
+
+def test_a_claim_takes_at_most_limit_tasks(migrated_db_url):
+    _add_tasks(migrated_db_url, 5)
+    engine = m.make_engine(migrated_db_url)
+    assert len(claim_tasks(engine, "w", ["p"], 1, due_before=m.utcnow())) == 1
+    with m.session_scope(engine) as s:
+        assert len(s.exec(select(m.ResyncTask).where(m.ResyncTask.state == S.claimed)).all()) == 1
 
 
 def test_claim_skips_tasks_not_yet_due_and_takes_over_expired_leases(migrated_db_url):
