@@ -160,13 +160,15 @@ class Requester:
         token: str | None = None
         stale: str | None = None
         while True:
+            # Pace first, then take the token: a throttle pause can outlast a short-lived token, and a
+            # token fetched before the pause would come back as a 401 that wastes the one refresh.
+            await self._pace()
             if bearer is not None:
                 token, stale = await bearer(stale), None
             req_headers = dict(headers or {})
             if token:
                 req_headers["Authorization"] = f"Bearer {token}"
             data = form() if form else None           # built before counting: may raise
-            await self._pace()
             async with self._sem:
                 self.stats.count(endpoint.value)
                 try:

@@ -27,7 +27,8 @@ def test_tiny_worlds_findings_equal_ground_truth(seed, tmp_path, prefect_env):
     assert found == served.planted, (sorted(served.planted - found), sorted(found - served.planted))
     # course_unreachable is planted: those courses are unverified, and the exit code says so
     unverified = {(c["platform"], c["context_id"]) for c in data["courses"] if c["status"] == "unverified"}
-    assert unverified == set(served.world.unverified)
+    unreachable = {(p.platform, p.context_id) for p in served.world.ground_truth if p.category == "course_unreachable"}
+    assert unverified == unreachable
     assert proc.returncode == (3 if unverified else 0)
     # every category of design.md is represented in the world and found
     assert {f["category"] for f in data["findings"]} == {p.category for p in served.world.ground_truth}
