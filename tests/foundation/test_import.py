@@ -15,7 +15,7 @@ from models import (
     Account, Completion, Course, Identity, ImportBatch, ImportRejection, Link, Passback, Platform, make_engine,
     session_scope,
 )
-from tests.foundation.exports import CANVAS, valid_rows, write_export
+from .exports import CANVAS, valid_rows, write_export
 
 runner = CliRunner()
 
