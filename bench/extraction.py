@@ -1,0 +1,271 @@
+"""Benchmarks 1 and 2: extraction against its physical bound, and against a pylti1p3 extractor.
+
+    .venv/bin/python bench/extraction.py [--courses 500] [--profile-client OUT.html] [--skip-peer]
+
+One sandbox world (canvas profile, Canvas page sizes) is served from its own process with latency L per
+request and at most C requests in flight (the excess gets Canvas's 403 throttle answer). Both extractors
+read every course's line items, every line item's results and the roster.
+
+- bound = minimum requests × L ÷ C: no client can be faster at that latency and in-flight limit.
+- gradesync = `lti_client.LtiClient` (max_concurrency = C) + `gradesync.audit.extract.extract_course`,
+  every course gathered at once (as `tasks.extract.extract_platform` does, without Prefect).
+- peer = pylti1p3's `ServiceConnector` + `AssignmentsGradesService` + `NamesRolesProvisioningService`,
+  synchronous (requests), one course after another, as its documentation shows.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+LATENCY_MS = 20.0
+IN_FLIGHT = 12          # Canvas: ~12 requests in flight per developer key (lti-platform-behavior.md §6.1)
+REG = "canvas-bench"
+
+SCOPE_LINEITEM_READONLY = "https://purl.imsglobal.org/spec/lti-ags/scope/lineitem.readonly"
+SCOPE_RESULT_READONLY = "https://purl.imsglobal.org/spec/lti-ags/scope/result.readonly"
+MEDIA_RESULTS = "application/vnd.ims.lis.v2.resultcontainer+json"
+
+
+class SandboxProcess:
+    """`bench/sandbox_proc.py` as a child process: started, read, and stopped by closing its stdin."""
+
+    def __init__(self, out: Path, *args: str) -> None:
+        self.out = out
+        self.proc = subprocess.Popen([sys.executable, str(ROOT / "bench" / "sandbox_proc.py"), str(out), *args],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT)
+        line = self.proc.stdout.readline()
+        if not line.startswith("READY"):
+            self.stop()
+            raise RuntimeError(f"sandbox process did not start: {line!r}")
+        self.base_url = line.split()[1]
+        self.world = json.loads((out / "bench-world.json").read_text())
+
+    def admin(self, path: str, method: str = "GET") -> dict:
+        req = urllib.request.Request(self.base_url + "/_sandbox" + path, method=method, data=b"" if method == "POST" else None)
+        with urllib.request.urlopen(req, timeout=30) as r:
+            return json.loads(r.read())
+
+    def counters(self, reg: str) -> dict[str, int]:
+        """Requests the sandbox received for `reg`, by kind (incl. `throttled` answers)."""
+        raw = self.admin("/counters")["requests"]
+        return {k.split("/", 1)[1]: v for k, v in raw.items() if k.startswith(reg + "/")}
+
+    def cpu_s(self) -> float:
+        """CPU seconds (user + system) the sandbox process has used so far (Linux /proc)."""
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            try:
+                self.proc.stdin.close()
+                self.proc.wait(timeout=15)
+            except Exception:
+                self.proc.kill()
+                self.proc.wait()
+
+    def __enter__(self) -> "SandboxProcess":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def registration(out: Path, name: str, concurrency: int):
+    """The PlatformRegistration from the exported gradesync.toml, with the bench's in-flight limit."""
+    from gradesync.settings import load_settings
+    return load_settings(out / "gradesync.toml").platform(name).model_copy(update={"max_concurrency": concurrency})
+
+
+async def gradesync_extract(reg, courses: list[dict]) -> tuple[dict, dict]:
+    """Every course through LtiClient + extract_course; returns (counts of what was read, client stats)."""
+    from gradesync.audit.extract import extract_course
+    from lti_client import LtiClient
+    from lti_client.types import READ_SCOPES
+    from lti_client.urls import service_url, with_params
+
+    async with LtiClient(reg) as client:
+        await client.read_grant()
+        snaps = await asyncio.gather(*(extract_course(client, c["lineitems_url"], c["memberships_url"])
+                                       for c in courses))
+        stats = client.stats
+        counts = {"line_items": sum(len(s.line_items) for s in snaps),
+                  "results": sum(len(r) for s in snaps for r in s.results.values()),
+                  "members": sum(len(s.members) for s in snaps)}
+        token = (await client._tokens.get(READ_SCOPES)).access_token
+        urls = [with_params(c["lineitems_url"], {"limit": 100}) for c in courses]
+        urls += [with_params(c["memberships_url"], {"limit": 50}) for c in courses]
+        urls += [with_params(service_url(li.id, "results"), {"limit": 100}) for s in snaps for li in s.line_items]
+        return counts, {"requests": dict(stats.requests), "total": stats.total, "retries": stats.retries,
+                        "throttled": stats.throttled, "throttle_wait_s": round(stats.throttle_wait_s, 3),
+                        "_token": token, "_urls": urls}
+
+
+async def raw_httpx(urls: list[str], token: str, concurrency: int) -> int:
+    """The transport floor: the same GETs with a bare httpx.AsyncClient (same pool limits, `concurrency`
+    in flight, body read, no parsing, no paging). Returns how many answered 200."""
+    import httpx
+
+    sem = asyncio.Semaphore(concurrency)
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(limits=limits, follow_redirects=False) as http:
+        async def get(url: str) -> int:
+            async with sem:
+                r = await http.get(url, headers={"Authorization": f"Bearer {token}", "Accept": "application/json"})
+                await r.aread()
+                return r.status_code
+        return sum(1 for code in await asyncio.gather(*(get(u) for u in urls)) if code == 200)
+
+
+def pylti1p3_extract(out: Path, reg_info: dict, courses: list[dict]) -> dict:
+    """The same reads with pylti1p3, as its docs show (sync, one request at a time). pylti1p3's
+    `get_grades` reads only the first results page, so results are paged here through the connector's
+    `next_page_url`; line items and members use the library's own paging loops."""
+    from cryptography.hazmat.primitives import serialization
+    from pylti1p3.assignments_grades import AssignmentsGradesService
+    from pylti1p3.names_roles import NamesRolesProvisioningService
+    from pylti1p3.service_connector import ServiceConnector
+    from pylti1p3.tool_config import ToolConfDict
+    from pylti1p3.utils import add_param_to_url
+
+    pem = (out / "keys" / f"{REG}.pem").read_bytes()
+    public = serialization.load_pem_private_key(pem, None).public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    iss, client_id = reg_info["issuer"], reg_info["client_id"]
+    conf = ToolConfDict({iss: [{"default": True, "client_id": client_id,
+                                "auth_login_url": iss + "/api/lti/authorize_redirect",
+                                "auth_token_url": reg_info["token_url"], "auth_audience": None,
+                                "key_set_url": None, "key_set": None,
+                                "deployment_ids": [reg_info["deployment_id"]]}]})
+    conf.set_private_key(iss, pem.decode(), client_id=client_id)
+    conf.set_public_key(iss, public.decode(), client_id=client_id)
+    connector = ServiceConnector(conf.find_registration_by_params(iss, client_id))
+    scopes = [SCOPE_LINEITEM_READONLY, SCOPE_RESULT_READONLY]
+    counts = {"line_items": 0, "results": 0, "members": 0}
+    for c in courses:
+        # Same page sizes as gradesync asks (Canvas caps them at its maximum).
+        ags = AssignmentsGradesService(connector, {"scope": scopes,
+                                                   "lineitems": add_param_to_url(c["lineitems_url"], "limit", 100)})
+        items = ags.get_lineitems()
+        counts["line_items"] += len(items)
+        for item in items:
+            url = add_param_to_url(AssignmentsGradesService._add_url_path_ending(item["id"], "results"), "limit", 100)
+            while url:
+                page = connector.make_service_request(scopes, url, accept=MEDIA_RESULTS)
+                counts["results"] += len(page["body"])
+                url = page["next_page_url"]
+        nrps = NamesRolesProvisioningService(connector, {
+            "context_memberships_url": add_param_to_url(c["memberships_url"], "limit", 50)})
+        counts["members"] += len(nrps.get_members())
+    return counts
+
+
+def _cpu() -> float:
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    return ru.ru_utime + ru.ru_stime
+
+
+def _service(counters: dict[str, int]) -> int:
+    return sum(v for k, v in counters.items() if k in ("line_items", "results", "memberships"))
+
+
+def run(courses: int = 500, items: int = 10, learners: int = 30, *, peer: bool = True,
+        profile_html: Path | None = None) -> dict:
+    """Build + serve the world, run both extractors, return the numbers (see module doc)."""
+    with tempfile.TemporaryDirectory(prefix="gradesync-bench-x-") as tmp:
+        out = Path(tmp)
+        t0 = time.perf_counter()
+        with SandboxProcess(out, "--size", "bench", "--profile", "canvas", "--clean", "--courses", str(courses),
+                            "--items", str(items), "--learners", str(learners),
+                            "--latency-ms", str(LATENCY_MS), "--max-in-flight", str(IN_FLIGHT)) as sb:
+            setup_s = time.perf_counter() - t0
+            info = sb.world["registrations"][REG]
+            minimum = sum(info["minimum"].values())
+            bound_s = minimum * (LATENCY_MS / 1000) / IN_FLIGHT
+            reg = registration(out, REG, IN_FLIGHT)
+            res: dict = {"world": {"courses": len(info["courses"]), "line_items": info["line_items"],
+                                   "results": sb.world["summary"]["results"], "members": sb.world["summary"]["members"],
+                                   "build_and_serve_s": round(setup_s, 1)},
+                         "latency_ms": LATENCY_MS, "in_flight_limit": IN_FLIGHT,
+                         "requests_minimum": minimum, "requests_minimum_by_kind": info["minimum"],
+                         "bound_s": round(bound_s, 3)}
+
+            sb.admin("/counters/reset", "POST")
+            profiler = None
+            if profile_html is not None:
+                from pyinstrument import Profiler
+                profiler = Profiler(async_mode="enabled")
+                profiler.start()
+            cpu0, srv0, t0 = _cpu(), sb.cpu_s(), time.perf_counter()
+            counts, stats = asyncio.run(gradesync_extract(reg, info["courses"]))
+            wall = time.perf_counter() - t0
+            cpu_client, cpu_server = _cpu() - cpu0, sb.cpu_s() - srv0
+            if profiler is not None:
+                profiler.stop()
+                profile_html.write_text(profiler.output_html(), encoding="utf-8")
+            seen = sb.counters(REG)
+            token, urls = stats.pop("_token"), stats.pop("_urls")
+            res.update({"seconds": round(wall, 3), "bound_ratio": round(bound_s / wall, 3),
+                        "requests_made": _service(seen), "token_requests": seen.get("token", 0),
+                        "throttled_answers": seen.get("throttled", 0), "client_stats": stats, "read": counts,
+                        "cpu_ms_per_request": {"client": round(1000 * cpu_client / max(1, stats["total"]), 3),
+                                               "sandbox": round(1000 * cpu_server / max(1, stats["total"]), 3)}})
+
+            sb.admin("/counters/reset", "POST")
+            cpu0, srv0, t0 = _cpu(), sb.cpu_s(), time.perf_counter()
+            ok = asyncio.run(raw_httpx(urls, token, IN_FLIGHT))
+            raw_wall = time.perf_counter() - t0
+            raw_cpu, raw_srv = _cpu() - cpu0, sb.cpu_s() - srv0
+            res["raw_httpx_floor"] = {
+                "seconds": round(raw_wall, 3), "requests": len(urls), "ok": ok,
+                "throttled_answers": sb.counters(REG).get("throttled", 0),
+                "bound_ratio": round(bound_s / raw_wall, 3),
+                "cpu_ms_per_request": {"client": round(1000 * raw_cpu / len(urls), 3),
+                                       "sandbox": round(1000 * raw_srv / len(urls), 3)},
+                "note": "same GETs, bare httpx.AsyncClient, no parsing: the transport's own floor"}
+            res["cpu_budget_ms_per_request"] = round(LATENCY_MS / IN_FLIGHT, 3)
+
+            if peer:
+                sb.admin("/counters/reset", "POST")
+                t0 = time.perf_counter()
+                peer_counts = pylti1p3_extract(out, info, info["courses"])
+                peer_wall = time.perf_counter() - t0
+                peer_seen = sb.counters(REG)
+                if peer_counts != counts:
+                    raise AssertionError(f"extractors disagree: gradesync {counts} vs pylti1p3 {peer_counts}")
+                res["pylti1p3"] = {"seconds": round(peer_wall, 3), "requests_made": _service(peer_seen),
+                                   "token_requests": peer_seen.get("token", 0),
+                                   "throttled_answers": peer_seen.get("throttled", 0), "read": peer_counts,
+                                   "note": "sync, one request at a time; results paged by the bench "
+                                           "(pylti1p3 get_grades reads one page only)"}
+                res["speedup_vs_pylti1p3"] = round(peer_wall / wall, 2)
+    return res
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--courses", type=int, default=500)
+    ap.add_argument("--items", type=int, default=10)
+    ap.add_argument("--learners", type=int, default=30)
+    ap.add_argument("--skip-peer", action="store_true")
+    ap.add_argument("--profile-client", type=Path, default=None, help="write a pyinstrument HTML profile here")
+    args = ap.parse_args()
+    res = run(args.courses, args.items, args.learners, peer=not args.skip_peer, profile_html=args.profile_client)
+    print(json.dumps(res, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
