@@ -71,10 +71,27 @@ def test_throttling_and_token_expiry_mid_run_still_give_exact_findings(tmp_path,
     assert json.dumps(throttled)   # counters are observable for the test
 
 
+def small_pages(config, size: int = 2) -> None:
+    """Ask every platform for tiny pages, so every container pages (Link rel=next, Moodle limit/from)."""
+    text = config.read_text()
+    config.write_text(text.replace("[[platforms]]\n", f"[[platforms]]\npage_size = {size}\n"))
+
+
+def test_tiny_pages_everywhere_still_give_exact_findings(tmp_path, prefect_env):
+    with serve_world(tmp_path, 12, "tiny", f"sqlite:///{tmp_path / 'gs.db'}") as served:
+        small_pages(served.config)
+        _, data = audit(served, prefect_env, tmp_path)
+        counters = served.sandbox.control.counters()["requests"]
+    assert {f["identity"] for f in data["findings"]} == served.planted
+    assert counters["moodle-main/results"] > 9 and counters["canvas-main/memberships"] > 3   # it really paged
+
+
 def test_paging_loop_marks_courses_unverified_without_spinning(tmp_path, prefect_env):
     with serve_world(tmp_path, 12, "tiny", f"sqlite:///{tmp_path / 'gs.db'}") as served:
-        served.sandbox.control.set_faults("moodle-main", paging_loop=True)
+        small_pages(served.config)
+        served.sandbox.control.set_faults("canvas-main", paging_loop=True)
         _, data = audit(served, prefect_env, tmp_path)
     assert_no_false_findings(served, data)
-    reasons = [c["reason"] for c in data["courses"] if c["platform"] == "moodle-main" and c["status"] == "unverified"]
-    assert reasons and all("loop" in (r or "").lower() for r in reasons), reasons
+    reasons = [c["reason"] for c in data["courses"] if c["platform"] == "canvas-main" and c["status"] == "unverified"]
+    assert reasons and all("loop" in (r or "").lower() or "404" in (r or "") for r in reasons), reasons
+    assert any("loop" in (r or "").lower() for r in reasons)
