@@ -24,13 +24,10 @@ err_console = Console(stderr=True)
 EXIT_OK, EXIT_FAILED, EXIT_UNVERIFIED = 0, 1, 3
 
 
-def root_config(config: str | None) -> str | None:
+def root_config(ctx: typer.Context | None, config: str | None) -> str | None:
     """This command's --config, else the root's `gradesync --config PATH`, else None (env / ./gradesync.toml)."""
     if config:
         return config
-    import click
-
-    ctx = click.get_current_context(silent=True)
     state = ctx.find_root().obj if ctx is not None else None
     root = getattr(state, "config", None)
     return str(root) if root else None
@@ -101,6 +98,7 @@ def print_summary(outcome: dict, out: Console = console) -> None:
 
 
 def audit(
+    ctx: typer.Context,
     platform: Optional[list[str]] = typer.Option(None, "--platform", help="Audit only this platform (repeatable)."),
     course: Optional[list[str]] = typer.Option(None, "--course", help="Audit only this course context id, or PLATFORM/CONTEXT_ID (repeatable)."),
     activity: Optional[list[str]] = typer.Option(None, "--activity", help="Audit only links to this activity id (repeatable)."),
@@ -112,7 +110,7 @@ def audit(
 
     Exit codes: 0 the audit completed (findings are results, not errors); 3 it completed but some
     courses could not be audited (unverified); 1 it could not run."""
-    config = root_config(config)
+    config = root_config(ctx, config)
     try:
         outcome = run_audit(config, platform, course, activity, not no_alerts)
     except ConfigError as e:
@@ -131,6 +129,7 @@ def audit(
 
 
 def findings(
+    ctx: typer.Context,
     run: Optional[int] = typer.Option(None, "--run", help="Audit run id (default: the latest audit)."),
     category: Optional[str] = typer.Option(None, "--category", help="Only this category."),
     fmt: str = typer.Option("table", "--format", help="table | json | csv"),
@@ -140,7 +139,7 @@ def findings(
     from gradesync.audit.export import export_run, latest_run_id
     from gradesync.audit.persist import open_database
 
-    config = root_config(config)
+    config = root_config(ctx, config)
     try:
         settings = load_settings(config)
         if category and category not in CATEGORIES:

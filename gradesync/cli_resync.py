@@ -5,6 +5,8 @@ import asyncio
 from typing import Optional
 
 import typer
+
+from gradesync.cli_audit import root_config
 from rich.console import Console
 from rich.table import Table
 
@@ -34,10 +36,12 @@ def _fail(message: str) -> typer.Exit:
 
 @app.command()
 def plan(
+    ctx: typer.Context,
     platform: Optional[list[str]] = typer.Option(None, "--platform", help="Only this platform (repeatable)."),
     config: Optional[str] = typer.Option(None, "--config", help=CONFIG_HELP),
 ) -> None:
     """Show the open resync tasks by state, platform and category, and what waits for approval."""
+    config = root_config(ctx, config)
     from gradesync.resync.plan import awaiting_approval, open_queue
 
     try:
@@ -66,6 +70,7 @@ def plan(
 
 @app.command()
 def run(
+    ctx: typer.Context,
     platform: Optional[list[str]] = typer.Option(None, "--platform", help="Only this platform (repeatable)."),
     limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Send at most N tasks."),
     worker: Optional[str] = typer.Option(None, "--worker", help="Name recorded on the tasks this run claims."),
@@ -74,6 +79,7 @@ def run(
     config: Optional[str] = typer.Option(None, "--config", help=CONFIG_HELP),
 ) -> None:
     """Send the due tasks (a `resync` flow run): fresh timestamps, verified by reading the LMS back."""
+    config = root_config(ctx, config)
     from gradesync.cli_audit import quiet_prefect_defaults
 
     try:
@@ -106,6 +112,7 @@ def run(
 
 @app.command()
 def approve(
+    ctx: typer.Context,
     finding_ids: Optional[list[int]] = typer.Argument(None, help="Ids of manual_grade_conflict findings."),
     all_conflicts: bool = typer.Option(False, "--all-conflicts", help="Every conflict waiting in --course."),
     course: Optional[str] = typer.Option(None, "--course", help="CONTEXT_ID or PLATFORM/CONTEXT_ID (with --all-conflicts)."),
@@ -113,6 +120,7 @@ def approve(
     config: Optional[str] = typer.Option(None, "--config", help=CONFIG_HELP),
 ) -> None:
     """Approve overwriting instructors' manual grades with the tool's score (sent by the next run)."""
+    config = root_config(ctx, config)
     from gradesync.resync.plan import approve as approve_tasks
 
     if not finding_ids and not all_conflicts:

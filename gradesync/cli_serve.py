@@ -13,6 +13,7 @@ console = Console(stderr=True)
 
 
 def serve(
+    ctx: typer.Context,
     config: Optional[str] = typer.Option(None, "--config", help="gradesync.toml path."),
     limit: int = typer.Option(2, "--limit", help="Flow runs at most in parallel in this process."),
 ) -> None:
@@ -20,7 +21,7 @@ def serve(
     against the Prefect API in PREFECT_API_URL. Schedules need a real server: `prefect server start`."""
     from gradesync.cli_audit import root_config
 
-    config = root_config(config)
+    config = root_config(ctx, config)
     try:
         settings = load_settings(config)
     except ConfigError as e:

@@ -1,0 +1,54 @@
+"""The whole loop through the CLI: audit → resync run → audit shows the resyncable findings resolved;
+manual-grade conflicts stay until approved, and an approved Canvas supersede lands."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from pipeline.pipeline_helpers import REPO, run_cli, serve_world
+
+pytestmark = pytest.mark.slow
+
+
+def audit(served, env, tmp_path, name):
+    out = tmp_path / f"{name}.json"
+    proc = run_cli(["audit", "--config", str(served.config), "--json", str(out), "--no-alerts"], env, REPO)
+    assert proc.returncode in (0, 3), proc.stderr[-3000:]
+    return json.loads(out.read_text())
+
+
+def resync(served, env):
+    proc = run_cli(["--config", str(served.config), "resync", "run"], env, REPO)
+    assert proc.returncode == 0, proc.stderr[-3000:] + proc.stdout[-2000:]
+    return proc
+
+
+def test_resync_resolves_missing_and_mismatch_and_approved_conflicts(tmp_path, prefect_env):
+    with serve_world(tmp_path, 11, "tiny", f"sqlite:///{tmp_path / 'gs.db'}") as served:
+        first = audit(served, prefect_env, tmp_path, "first")
+        by_cat = lambda data, c: {f["identity"] for f in data["findings"] if f["category"] == c}  # noqa: E731
+        resyncable = by_cat(first, "missing_in_lms") | by_cat(first, "score_mismatch")
+        conflicts = [f for f in first["findings"] if f["category"] == "manual_grade_conflict"]
+        assert resyncable and conflicts
+
+        first_resync = resync(served, prefect_env)
+        posts_after_first = served.sandbox.control.counters()["score_posts"]
+        second = audit(served, prefect_env, tmp_path, "second")
+        found = {f["identity"] for f in second["findings"]}
+        assert not (resyncable & found), first_resync.stdout[-3000:]
+        assert {f["identity"] for f in conflicts} <= found, "conflicts are untouched until approved"
+
+        # a second resync sends nothing new
+        resync(served, prefect_env)
+        assert served.sandbox.control.counters()["score_posts"] == posts_after_first
+
+        canvas_conflicts = [f for f in second["findings"]
+                            if f["category"] == "manual_grade_conflict" and f["platform"] == "canvas-main"]
+        assert canvas_conflicts
+        proc = run_cli(["--config", str(served.config), "resync", "approve",
+                        *[str(f["id"]) for f in canvas_conflicts], "--by", "support@example.edu"], prefect_env, REPO)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        resync(served, prefect_env)
+        third = audit(served, prefect_env, tmp_path, "third")
+    assert not ({f["identity"] for f in canvas_conflicts} & {f["identity"] for f in third["findings"]})
