@@ -95,11 +95,16 @@ def run(seed: int = 7) -> dict:
         in_flow = sum(v for k, v in phases.items() if k != "Prefect start-up")
         phases["flow, between tasks"] = (fend - fstart) - in_flow
         phases["shutdown"] = exited - fend
+        durations = sorted(e - s for n, s, e in tasks if n.startswith("extract-"))
         return {"seconds": round(total, 2), "import_s": round(import_s, 2),
+                "extract_course_task_s": {"count": len(durations), "sum": round(sum(durations), 2),
+                                          "median": round(durations[len(durations) // 2], 3) if durations else None,
+                                          "max": round(durations[-1], 3) if durations else None},
                 "world": {k: sb.world["summary"][k] for k in ("courses", "members", "line_items", "results",
                                                               "expected_grades")},
                 "courses_in_run": courses, "extract_tasks": len(ext),
                 "phases_s": {k: round(v, 2) for k, v in phases.items()},
+                "timeline": [f"{n}: +{s - fstart:.2f} s for {e - s:.2f} s" for n, s, e in sorted(tasks, key=lambda t: t[1])],
                 "phases_share": {k: round(v / total, 3) for k, v in phases.items()}}
 
 

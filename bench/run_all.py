@@ -63,6 +63,12 @@ def table(r: dict) -> str:
             ("bare httpx, same GETs (transport floor)",
              f"{x['raw_httpx_floor']['seconds']:.2f} s; bound/actual {x['raw_httpx_floor']['bound_ratio']:.2f}", "—"),
         ]
+        s = r.get("extraction_l60")
+        if s:
+            rows.append((f"same, {s['world']['courses']} courses at L={s['latency_ms']:g} ms (CPU budget "
+                         f"{s['cpu_budget_ms_per_request']:.1f} ms/request)",
+                         f"{s['seconds']:.2f} s; bound {s['bound_s']:.2f} s; bound/actual {s['bound_ratio']:.2f} "
+                         f"(bare httpx {s['raw_httpx_floor']['bound_ratio']:.2f})", "sensitivity"))
         p = x.get("pylti1p3")
         if p:
             rows.append(("pylti1p3 extractor, same world (sync)",
@@ -121,6 +127,8 @@ def main() -> int:
                "quick": q}
     if "extraction" in only:
         _section(r, "extraction", lambda: extraction.run(60 if q else 500))
+        # Sensitivity: the same client at 3× the latency (CPU budget per request 3× larger).
+        _section(r, "extraction_l60", lambda: extraction.run(30 if q else 150, peer=False, latency_ms=60.0))
     if "reconcile" in only:
         _section(r, "reconcile_100k", lambda: reconcile.run(10_000 if q else 100_000))
         _section(r, "reconcile_1m", lambda: reconcile.run(30_000 if q else 1_000_000))
