@@ -94,9 +94,35 @@ def load_tool_records(database_url: str, scope: AuditScope) -> ToolRecords:
                 by_course_pb.setdefault(p.context_id, []).append(
                     Passback(p.lms_user_id, p.resource_link_id, p.score_given, p.score_maximum, p.timestamp,
                              p.status_code, p.response or "", p.account_id, p.line_item_id))
+            for ctx, p in resync_passbacks(s, name, ctxs):
+                by_course_pb.setdefault(ctx, []).append(p)
             for c in s.exec(select(m.Course).where(m.Course.platform == name, m.Course.context_id.in_(ctxs))):
                 info = CourseInfo(name, c.context_id, c.title, c.starts_at, c.ends_at)
                 courses[(name, c.context_id)] = CourseRecords(info, sorted(by_course_links.get(c.context_id, []),
                                                                            key=lambda x: x.resource_link_id),
                                                               by_course_pb.get(c.context_id, []))
     return ToolRecords(platforms, courses)
+
+
+# Outcomes of a resync attempt whose POST the platform accepted (gradesync/resync/sender.py).
+_ACCEPTED_OUTCOMES = ("verified", "sent", "failed:accepted_not_shown")
+
+
+def resync_passbacks(s, platform: str, ctxs: list[str]) -> list[tuple[str, Passback]]:
+    """gradesync's own resync sends are passbacks too: a refusal (unpublished item, stale timestamp)
+    must keep its meaning in the next audit, and an accepted send is the tool's last sent score.
+    Attempts without a recorded outcome (a crash mid-send) prove nothing and are left out."""
+    rows = s.exec(select(m.ResyncAttempt, m.ResyncTask).join(m.ResyncTask, m.ResyncAttempt.task_id == m.ResyncTask.id)
+                  .where(m.ResyncTask.platform == platform, m.ResyncTask.context_id.in_(ctxs),
+                         m.ResyncAttempt.outcome.is_not(None)))
+    out = []
+    for attempt, task in rows:
+        status = attempt.status_code
+        if status is None and attempt.outcome.startswith(_ACCEPTED_OUTCOMES):
+            status = 200
+        if status is None or task.resource_link_id is None:
+            continue
+        out.append((task.context_id, Passback(task.lms_user_id, task.resource_link_id, task.score_given,
+                                              task.score_maximum, attempt.timestamp_sent, status,
+                                              attempt.response or "", task.account_id, task.line_item_id)))
+    return out

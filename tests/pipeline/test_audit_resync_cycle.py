@@ -52,3 +52,17 @@ def test_resync_resolves_missing_and_mismatch_and_approved_conflicts(tmp_path, p
         resync(served, prefect_env)
         third = audit(served, prefect_env, tmp_path, "third")
     assert not ({f["identity"] for f in canvas_conflicts} & {f["identity"] for f in third["findings"]})
+
+
+def test_a_resync_refusal_keeps_its_meaning_in_the_next_audit(tmp_path, prefect_env):
+    with serve_world(tmp_path, 11, "tiny", f"sqlite:///{tmp_path / 'gs.db'}") as served:
+        first = audit(served, prefect_env, tmp_path, "first")
+        target = next(f for f in first["findings"]
+                      if f["category"] in ("missing_in_lms", "score_mismatch") and f["platform"] == "canvas-main")
+        item_id = int(target["line_item_id"].rstrip("/").rsplit("/", 1)[1])
+        served.sandbox.control.set_published("canvas-main", target["context_id"], item_id, False)
+        resync(served, prefect_env)
+        second = audit(served, prefect_env, tmp_path, "second")
+    item = f"item_not_active|canvas-main|{target['context_id']}|{target['resource_link_id']}|"
+    found = {f["identity"] for f in second["findings"]}
+    assert item in found and target["identity"] not in found
