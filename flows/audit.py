@@ -10,6 +10,7 @@ from prefect.runtime import flow_run
 
 from gradesync import progress
 from gradesync.audit import persist, records
+from gradesync.report.env import report_path
 from gradesync.settings import load_settings
 from tasks.audit_steps import diagnose, load_tool_records, persist_run, reconcile, validate
 from tasks.extract import extract_platform
@@ -41,9 +42,11 @@ async def audit_story(kind: str, platforms: list[str] | None, courses: list[str]
     diagnoses = diagnose(tool, snapshots, grants, rows, outcome)
     summary = persist_run(db, run_id, diagnoses, snapshots, request_stats, outcome)
 
-    summary.report_path = str(publish_report(db, summary, settings, outcome.results))
+    # Alerts link to the report and the report shows alert failures: name the file, alert, then render.
+    summary.report_path = str(report_path(settings.audit.report_dir, run_id))
     if alerts:
         summary.alert_failures = alert(db, summary, settings)
+    summary.report_path = str(publish_report(db, summary, settings, outcome.results))
     persist.finish_run(db, run_id, summary)
     log.info("audit run %s %s: %d finding(s), %d new, %d course(s) unverified; report %s", run_id,
              summary.state, len(summary.findings), len(summary.new), len(summary.unverified), summary.report_path)

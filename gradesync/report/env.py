@@ -1,6 +1,8 @@
 """The Jinja2 environment and the file names of a run's report files (shared by both pages)."""
 from __future__ import annotations
 
+from pathlib import Path
+
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
 
@@ -12,6 +14,11 @@ def environment() -> Environment:
 
 def report_name(run_id: int) -> str:
     return f"run-{run_id}.html"
+
+
+def report_path(report_dir: str | Path, run_id: int) -> Path:
+    """Where render_report writes the run's page (known before rendering, so alerts can link to it)."""
+    return Path(report_dir) / report_name(run_id)
 
 
 def findings_csv_name(run_id: int) -> str:
