@@ -118,19 +118,20 @@ def load_summary(database_url: str, run_id: int) -> RunSummary:
         current = {r.identity for r in rows}
         new: set[str] = set()
         resolved: list[Finding] = []
+        by_course: dict[tuple[str, str], list[m.Finding]] = {}
+        for r in rows:
+            by_course.setdefault((r.platform, r.context_id), []).append(r)
         for c in courses:
-            if c.status != "audited":
-                continue
-            prev_run = s.exec(select(func.max(m.CourseAudit.run_id)).where(
-                m.CourseAudit.platform == c.platform, m.CourseAudit.context_id == c.context_id,
-                m.CourseAudit.run_id < run_id, m.CourseAudit.status == "audited")).one()
-            prev_rows = list(s.exec(select(m.Finding).where(
-                m.Finding.run_id == prev_run, m.Finding.platform == c.platform,
-                m.Finding.context_id == c.context_id))) if prev_run else []
-            prev_ids = {r.identity for r in prev_rows}
-            new |= {r.identity for r in rows if (r.platform, r.context_id) == (c.platform, c.context_id)
-                    and r.identity not in prev_ids}
-            resolved += [_as_finding(r) for r in prev_rows if r.identity not in current]
+            key = (c.platform, c.context_id)
+            mine = by_course.get(key, [])
+            last_audited = _previous_run(s, c, run_id, audited_only=True)
+            last_any = _previous_run(s, c, run_id, audited_only=False)
+            prev_audited = _course_findings(s, last_audited, key)
+            seen = {r.identity for r in prev_audited} | {r.identity for r in _course_findings(s, last_any, key)
+                                                         if last_any != last_audited}
+            new |= {r.identity for r in mine if r.identity not in seen}
+            if c.status == "audited":   # an unverified course proves nothing resolved
+                resolved += [_as_finding(r) for r in prev_audited if r.identity not in current]
         summary = RunSummary(
             run_id=run.id, kind=run.kind, started_at=run.started_at, finished_at=run.finished_at, state=run.state,
             courses=[CourseStatus(c.platform, c.context_id, c.status, c.reason, titles.get((c.platform, c.context_id)))
@@ -138,6 +139,22 @@ def load_summary(database_url: str, run_id: int) -> RunSummary:
             findings=[_as_finding(r) for r in rows], new=new, resolved=resolved, report_path=run.report_path,
             request_stats=dict(run.request_stats or {}), history=_history(s, run_id))
         return summary
+
+
+def _previous_run(s, c: m.CourseAudit, run_id: int, *, audited_only: bool) -> int | None:
+    q = select(func.max(m.CourseAudit.run_id)).join(m.AuditRun, m.AuditRun.id == m.CourseAudit.run_id).where(
+        m.CourseAudit.platform == c.platform, m.CourseAudit.context_id == c.context_id,
+        m.CourseAudit.run_id < run_id, m.AuditRun.kind != "resync")
+    if audited_only:
+        q = q.where(m.CourseAudit.status == "audited")
+    return s.exec(q).one()
+
+
+def _course_findings(s, run_id: int | None, key: tuple[str, str]) -> list[m.Finding]:
+    if run_id is None:
+        return []
+    return list(s.exec(select(m.Finding).where(m.Finding.run_id == run_id, m.Finding.platform == key[0],
+                                               m.Finding.context_id == key[1])))
 
 
 def _history(s, run_id: int) -> list[tuple[str, dict[str, int]]]:
