@@ -68,16 +68,15 @@ def expected_lms_users(rec: PlatformRecords, course: CourseRecords, link: LinkIn
                        learners: list[Member]) -> list[str]:
     """(a) roster learners who did the work in any of their accounts ∪ (b) linked accounts whose
     completion carries this course's context. Ordered, without duplicates."""
-    platform, ctx = course.course.platform, course.course.context_id
+    ctx = course.course.context_id
     users: dict[str, None] = {}
     for m in learners:
         if choose_completion(rec, link.activity_id, m.user_id) is not None:
             users[m.user_id] = None
-    for account_id, c in (rec.completions.get(link.activity_id) or {}).items():
-        if c.platform == platform and c.context_id == ctx:
-            user = rec.lms_user_by_account.get(account_id)
-            if user is not None:
-                users[user] = None
+    for account_id in rec.completed_in_context.get((ctx, link.activity_id), ()):
+        user = rec.lms_user_by_account.get(account_id)
+        if user is not None:
+            users[user] = None
     return list(users)
 
 

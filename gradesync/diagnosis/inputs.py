@@ -69,6 +69,9 @@ class PlatformRecords:
     account_by_lms_user: dict[str, str] = field(default_factory=dict)        # lms_user_id → account_id (identities)
     lms_user_by_account: dict[str, str] = field(default_factory=dict)        # account_id → lms_user_id on this platform
     completions: dict[str, dict[str, Completion]] = field(default_factory=dict)  # activity_id → account_id → completion
+    # (context_id, activity_id) → account ids whose completion carries this platform's course context: a
+    # course reads only its own, not every completion of an activity shared by many courses.
+    completed_in_context: dict[tuple[str, str], list[str]] = field(default_factory=dict)
 
     @classmethod
     def build(cls, platform: str, vendor: str, accounts: list[tuple[str, str | None]],
@@ -86,9 +89,13 @@ class PlatformRecords:
             rec.account_by_lms_user[lms_user_id] = account_id
             rec.lms_user_by_account[account_id] = lms_user_id
         comps: dict[str, dict[str, Completion]] = defaultdict(dict)
+        in_context: dict[tuple[str, str], list[str]] = defaultdict(list)
         for c in completions:
             comps[c.activity_id][c.account_id] = c
+            if c.platform == platform and c.context_id:
+                in_context[(c.context_id, c.activity_id)].append(c.account_id)
         rec.completions = dict(comps)
+        rec.completed_in_context = dict(in_context)
         return rec
 
     def same_person_accounts(self, account_id: str) -> list[str]:
