@@ -96,6 +96,8 @@ class RunSummary:
     present_grades: dict[tuple[str, str], int] = field(default_factory=dict)    # … of which the LMS has a result
     history: list[tuple[str, dict[str, int]]] = field(default_factory=list)     # (night ISO date, counts by category)
     alert_failures: list[str] = field(default_factory=list)
+    # supersedes of manual grades approved since the previous audit: (approved_by, platform, task state)
+    approvals: list[tuple[str, str, str]] = field(default_factory=list)
 
     @property
     def still_open(self) -> list[Finding]:

@@ -38,6 +38,7 @@ class DigestView:
     report: str | None
     scope: str = ""                                        # "" for everything, else the route's filter
     audited_courses: int = 0
+    approvals: tuple[str, ...] = ()                        # "who: n approved (k verified)"
 
 
 def report_link(report_path: str | None, base_url: str | None) -> str | None:
@@ -87,7 +88,17 @@ def build_digest_view(summary: RunSummary, findings: list[Finding], resolved: li
         top_courses=top, courses_with_findings=len(per_course), unverified=tuple(unverified),
         report=report, scope=scope,
         audited_courses=sum(1 for c in summary.courses if c.status == "audited"),
+        approvals=approval_lines(summary),
     )
+
+
+def approval_lines(summary: RunSummary) -> tuple[str, ...]:
+    """Supersedes of manual grades approved since the previous audit, per approver."""
+    by: dict[str, Counter] = {}
+    for who, _platform, state in summary.approvals:
+        by.setdefault(who, Counter())[state] += 1
+    return tuple(f"{who}: {sum(c.values())} approved ({c['verified']} verified in the LMS)"
+                 for who, c in sorted(by.items()))
 
 
 def fallback_text(v: DigestView) -> str:

@@ -111,6 +111,8 @@ def digest_message(v: DigestView) -> SlackMessage:
     if v.resolved_by_category:
         lines = [f"`{c}` {n}" for c, n in v.resolved_by_category]
         blocks.append(section(f"*Resolved since the last run: {v.resolved}*\n" + ", ".join(lines)))
+    if v.approvals:
+        blocks.append(section("*Manual grades superseded on approval*\n" + fit_lines(list(v.approvals), SECTION_LIMIT - 60)))
     if v.top_courses:
         lines = [_course_line(c) for c in v.top_courses]
         head = f"*Most affected courses* (of {v.courses_with_findings} with findings)\n"
@@ -134,6 +136,8 @@ def digest_text(v: DigestView) -> str:
         out += [f"    {c:<24} {n:>6}" + (f"  ({k} new)" if k else "") for c, n, k in v.by_category]
     if v.resolved_by_category:
         out.append("  resolved: " + ", ".join(f"{c} {n}" for c, n in v.resolved_by_category))
+    if v.approvals:
+        out.append("  manual grades superseded on approval: " + "; ".join(v.approvals))
     if v.top_courses:
         out.append(f"  most affected courses (of {v.courses_with_findings} with findings):")
         for c in v.top_courses:

@@ -137,8 +137,19 @@ def load_summary(database_url: str, run_id: int) -> RunSummary:
             courses=[CourseStatus(c.platform, c.context_id, c.status, c.reason, titles.get((c.platform, c.context_id)))
                      for c in courses],
             findings=[_as_finding(r) for r in rows], new=new, resolved=resolved, report_path=run.report_path,
-            request_stats=dict(run.request_stats or {}), history=_history(s, run_id))
+            request_stats=dict(run.request_stats or {}), history=_history(s, run_id),
+            approvals=_approvals_since_previous_audit(s, run))
         return summary
+
+
+def _approvals_since_previous_audit(s, run: m.AuditRun) -> list[tuple[str, str, str]]:
+    """Supersedes approved (`gradesync resync approve --by`) since the audit before this one."""
+    prev = s.exec(select(m.AuditRun).where(m.AuditRun.id < run.id, m.AuditRun.kind != "resync")
+                  .order_by(m.AuditRun.id.desc())).first()
+    q = select(m.ResyncTask).where(m.ResyncTask.approved_at.is_not(None))
+    if prev is not None:
+        q = q.where(m.ResyncTask.approved_at >= prev.started_at)
+    return [(t.approved_by or "?", t.platform, t.state.value) for t in s.exec(q.order_by(m.ResyncTask.id))]
 
 
 def _previous_run(s, c: m.CourseAudit, run_id: int, *, audited_only: bool) -> int | None:
