@@ -34,7 +34,13 @@ def _transient(task, task_run, state) -> bool:
       retry_delay_seconds=[1, 3], retry_jitter_factor=0.5, retry_condition_fn=_transient, cache_policy=NO_CACHE)
 async def extract_course_task(client: LtiClient, platform: str, context_id: str, lineitems_url: str,
                               memberships_url: str) -> CourseSnapshot:
-    return await extract_course(client, lineitems_url, memberships_url)
+    try:
+        return await extract_course(client, lineitems_url, memberships_url)
+    except LtiError as e:
+        if e.info.kind in RETRYABLE:
+            raise            # the task's retries may fix it
+        # A definite answer (404 concluded, 401 tool removed, paging loop): a result, not a task failure.
+        return failed_snapshot(e)
 
 
 @task(name="score-grant", task_run_name="score-grant-{platform}", retries=2, retry_delay_seconds=[1, 3],

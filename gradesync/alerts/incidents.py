@@ -84,7 +84,8 @@ def detect_incidents(summary: RunSummary) -> list[Incident]:
             key=f"grades_not_accepted|{p}", kind="grades_not_accepted", platform=p,
             headline=f"Grades not accepted on {p} ({len(fs)} course{'s' if len(fs) != 1 else ''})",
             details=tuple(f"• {_name(p, f.context_id, titles)}" for f in fs),
-            checklist=(fs[0].action, NO_GRADES_CHECKLIST[0]) if fs[0].action else (NO_GRADES_CHECKLIST[0],),
+            # The finding's own action says the same as the seed's first check: say it once.
+            checklist=(fs[0].action or NO_GRADES_CHECKLIST[0],),
             categories=frozenset({"grades_not_accepted"}), evidence=frozenset(f.identity for f in fs),
             context_ids=tuple(f.context_id for f in fs)))
 

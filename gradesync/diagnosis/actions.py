@@ -3,8 +3,8 @@
 ACTIONS: dict[str, str] = {
     "grades_not_accepted": "The tool is not configured to accept grades in the LMS: check the tool's configuration "
                            "(AGS score scope) against the install documentation for this LMS.",
-    "course_unreachable": "Check the Canvas deployment scope and that the tool is still installed in this course; "
-                          "if the course has concluded, reopen it or stop syncing it.",
+    "course_unreachable": "Check that the tool is still installed (deployed) in this course — on Canvas, the "
+                          "deployment scope; if the course has concluded, reopen it or stop syncing it.",
     "link_not_graded": "Rebuild the link with 'Graded' set in the tool's link-creation dialogue.",
     "item_not_active": "Set the assignment active (Canvas: Published; Blackboard: Available), then resync.",
     "not_learner": "Give the user the Student/Learner role (an active enrolment) in the LMS course, "
