@@ -213,6 +213,6 @@ def _manual_edit_signs(rec: PlatformRecords, g: ExpectedGrade, passbacks: list[P
                     "last_sent_at": last_ok.timestamp.isoformat(), "lms_normalised": round(lms, 6)}
         if r.timestamp is not None and int(r.timestamp.timestamp()) > int(last_ok.timestamp.timestamp()):
             return {"result_timestamp": r.timestamp.isoformat(), "last_sent_at": last_ok.timestamp.isoformat()}
-    elif r.timestamp is not None:
-        return {"result_timestamp": r.timestamp.isoformat(), "last_sent": None}
+    # No accepted send on record: a timestamp alone cannot be "later" than anything (design.md), so
+    # without a scorer this is a score_mismatch; a resend the platform refuses as stale reclassifies it.
     return None

@@ -156,3 +156,14 @@ def test_precedence_first_category_wins(first, second):
         accounts = [("acc-u1", "a@x.edu"), ("m-1", "A@x.edu")]
         rec, course, snap = world([comp("m-1", ctx=None)], [learner("u1")], accounts=accounts, identities=[("acc-u1", "u1")])
         assert categories(rec, course, snap)[0] == [("duplicate_account", "u1")]
+
+
+def test_timestamp_without_any_accepted_send_is_a_score_mismatch_not_a_conflict():
+    # design.md: "carries a later timestamp" — later than the tool's last accepted send; with none on
+    # record there is nothing to be later than, and no scorer: no sign of a person's edit.
+    result = Result("r", "li-1", "u1", 5.0, 10.0, timestamp=T0)
+    rec, course, snap = world([comp("acc-u1")], [learner("u1")], {"li-1": [result]}, [], vendor="moodle")
+    assert categories(rec, course, snap)[0] == [("score_mismatch", "u1")]
+    scored = Result("r", "li-1", "u1", 5.0, 10.0, scoring_user_id="teacher-7")
+    rec, course, snap = world([comp("acc-u1")], [learner("u1")], {"li-1": [scored]}, [], vendor="moodle")
+    assert categories(rec, course, snap)[0] == [("manual_grade_conflict", "u1")]

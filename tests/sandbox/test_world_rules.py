@@ -138,8 +138,7 @@ def oracle(world) -> dict[str, str | None]:
                             res.scoring_user_id is not None
                             or (accepted and abs(float(accepted[-1]["score_given"]) / float(accepted[-1]["score_maximum"])
                                                  - res.result_score / res.result_maximum) > 0.005)
-                            or (accepted and int(res.stored_at.timestamp()) > int(_ts(accepted[-1]["timestamp"]).timestamp()))
-                            or not accepted)):
+                            or (accepted and int(res.stored_at.timestamp()) > int(_ts(accepted[-1]["timestamp"]).timestamp())))):
                     cat = "manual_grade_conflict"
                 elif res is not None:
                     cat = "score_mismatch"
