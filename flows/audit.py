@@ -7,6 +7,7 @@ from typing import Any
 
 from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
+from prefect.states import Completed, State
 
 from gradesync import progress
 from gradesync.audit import persist, records
@@ -53,20 +54,30 @@ async def audit_story(kind: str, platforms: list[str] | None, courses: list[str]
     return persist.outcome_of(summary)
 
 
+def final_state(outcome: dict[str, Any]) -> dict[str, Any] | State:
+    """A run with unverified courses ends as a Completed state named "Partial" (visible in the Prefect UI);
+    the caller still receives the outcome dict."""
+    if outcome.get("unverified"):
+        return Completed(data=outcome, name="Partial",
+                         message=f"{outcome['unverified']} course(s) could not be audited (unverified)")
+    return outcome
+
+
 @flow(name="course-audit", log_prints=False)
 async def course_audit(platforms: list[str] | None = None, courses: list[str] | None = None,
                        activities: list[str] | None = None, alerts: bool = True,
-                       config: str | None = None) -> dict[str, Any]:
+                       config: str | None = None) -> dict[str, Any] | State:
     """On-demand audit of some platforms / courses / activities (all when no filter)."""
-    return await audit_story("course-audit", platforms, courses, activities, alerts, config)
+    return final_state(await audit_story("course-audit", platforms, courses, activities, alerts, config))
 
 
 @flow(name="nightly-audit", log_prints=False)
-async def nightly_audit(alerts: bool = True, resync: bool | None = None, config: str | None = None) -> dict[str, Any]:
+async def nightly_audit(alerts: bool = True, resync: bool | None = None,
+                        config: str | None = None) -> dict[str, Any] | State:
     """Every platform, every linked course; then the resync of pending tasks when enabled."""
     outcome = await audit_story("nightly", None, None, None, alerts, config)
     settings = load_settings(config)
     if resync if resync is not None else settings.audit.resync_after_audit:
         from flows.resync import resync_pending
         outcome["resync"] = await resync_pending(config=config)
-    return outcome
+    return final_state(outcome)

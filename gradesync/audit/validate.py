@@ -111,8 +111,13 @@ def _jsonable(v: Any) -> Any:
 
 def validate_run(rows: list[ExpectedGrade], snapshots: dict[tuple[str, str], CourseSnapshot]) -> ValidationOutcome:
     """Run the four suites; return completion_sync's gaps (row ids) and the LMS data warnings."""
+    import logging
+
     import great_expectations as gx
     from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    # GX announces its temporary Data Docs folder at INFO on every context; our own page replaces it.
+    logging.getLogger("great_expectations").setLevel(logging.WARNING)
 
     ctx = gx.get_context(mode="ephemeral")
     ctx.variables.progress_bars = ProgressBarsConfig(globally=False)

@@ -32,6 +32,27 @@ def test_tiny_worlds_findings_equal_ground_truth(seed, tmp_path, prefect_env):
     assert proc.returncode == (3 if unverified else 0)
     # every category of design.md is represented in the world and found
     assert {f["category"] for f in data["findings"]} == {p.category for p in served.world.ground_truth}
+    # the Prefect flow run says so too: Completed, named "Partial" when courses are unverified
+    assert flow_run_state_name(served.database_url, data["run_id"], prefect_env) == ("Partial" if unverified else "Completed")
+
+
+def flow_run_state_name(database_url: str, run_id: int, prefect_env: dict) -> str:
+    import asyncio
+    import uuid
+
+    import models as m
+    from prefect.client.orchestration import get_client
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    with m.session_scope(m.make_engine(database_url)) as s:
+        flow_run_id = s.get(m.AuditRun, run_id).flow_run_id
+
+    async def read() -> str:
+        async with get_client() as client:
+            return (await client.read_flow_run(uuid.UUID(flow_run_id))).state.name
+
+    with temporary_settings(updates={PREFECT_API_URL: prefect_env["PREFECT_API_URL"]}):
+        return asyncio.run(read())
 
 
 def test_demo_world_on_both_databases_every_category(tmp_path, prefect_env, db_url):
