@@ -116,7 +116,7 @@ def child(n: int, profile_html: Path | None, shared: int = 0, only_reconcile: bo
         phases[name], cpu[name] = time.perf_counter() - w, time.process_time() - c
         return value
 
-    rows = timed("reconcile", reconcile.fn, tool, snapshots, grants)
+    rows = timed("reconcile", reconcile.fn, tool, snapshots)
     if only_reconcile:
         return {"expected_grades": sum(len(r) for r in rows.values()), "courses": len(tool.courses),
                 "shared_activities": shared, "reconcile_s": round(phases["reconcile"], 2),

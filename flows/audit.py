@@ -38,7 +38,7 @@ async def audit_story(kind: str, platforms: list[str] | None, courses: list[str]
     request_stats = {name: ex.request_stats for name, ex in zip(scope.platforms, extractions)}
 
     tool = load_tool_records(db, scope)
-    rows = reconcile(tool, snapshots, grants)
+    rows = reconcile(tool, snapshots)
     outcome = validate(rows, snapshots)
     diagnoses = diagnose(tool, snapshots, grants, rows, outcome)
     summary = persist_run(db, run_id, diagnoses, snapshots, request_stats, outcome)

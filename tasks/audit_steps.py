@@ -5,7 +5,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from gradesync.audit import persist, records
-from gradesync.audit.validate import ValidationOutcome, validate_run
+from gradesync.audit.validate import ValidationOutcome, check_agreement, gaps_by_course, validate_run
 from gradesync.diagnosis.course import CourseDiagnosis, diagnose_course
 from gradesync.diagnosis.expected import ExpectedGrade, expected_grades
 from gradesync.diagnosis.inputs import CourseSnapshot, ScoreGrant
@@ -20,8 +20,8 @@ def load_tool_records(database_url: str, scope: records.AuditScope) -> records.T
 
 
 @task(name="reconcile", **TASK)
-def reconcile(tool: records.ToolRecords, snapshots: dict[tuple[str, str], CourseSnapshot],
-              grants: dict[str, ScoreGrant]) -> dict[tuple[str, str], list[ExpectedGrade]]:
+def reconcile(tool: records.ToolRecords,
+              snapshots: dict[tuple[str, str], CourseSnapshot]) -> dict[tuple[str, str], list[ExpectedGrade]]:
     """The expected-grade frame, per course: only courses that were extracted."""
     out: dict[tuple[str, str], list[ExpectedGrade]] = {}
     for key, course in tool.courses.items():
@@ -43,15 +43,13 @@ def validate(rows: dict[tuple[str, str], list[ExpectedGrade]],
 def diagnose(tool: records.ToolRecords, snapshots: dict[tuple[str, str], CourseSnapshot],
              grants: dict[str, ScoreGrant], rows: dict[tuple[str, str], list[ExpectedGrade]],
              outcome: ValidationOutcome) -> list[CourseDiagnosis]:
-    from gradesync.audit.validate import check_agreement, gaps_by_course
     flat = [g for course_rows in rows.values() for g in course_rows]
     gaps = gaps_by_course(flat, outcome.gaps)
     out = []
     for key, course in tool.courses.items():
         out.append(diagnose_course(tool.platforms[key[0]], course, snapshots[key], grants[key[0]],
                                    gaps=gaps.get(key, set()), rows=rows.get(key)))
-    check_agreement([d for d in out if (d.status.platform, d.status.context_id) in rows
-                     and grants[d.status.platform].granted], gaps)
+    check_agreement([d for d in out if (d.status.platform, d.status.context_id) in rows], gaps)
     return out
 
 

@@ -71,6 +71,7 @@ def load_tool_records(database_url: str, scope: AuditScope) -> ToolRecords:
     platforms: dict[str, PlatformRecords] = {}
     courses: dict[tuple[str, str], CourseRecords] = {}
     with m.session_scope(m.make_engine(database_url)) as s:
+        accounts = list(s.exec(select(m.Account.account_id, m.Account.email)))   # emails: shared by platforms
         for name in scope.platforms:
             ctxs = [c.context_id for c in scope.courses if c.platform == name]
             link_rows = list(s.exec(select(m.Link).where(m.Link.platform == name, m.Link.context_id.in_(ctxs))))
@@ -82,7 +83,6 @@ def load_tool_records(database_url: str, scope: AuditScope) -> ToolRecords:
                      for c in s.exec(select(m.Completion).where(m.Completion.activity_id.in_(activity_ids)))]
             identities = list(s.exec(select(m.Identity.account_id, m.Identity.lms_user_id)
                                      .where(m.Identity.platform == name)))
-            accounts = list(s.exec(select(m.Account.account_id, m.Account.email)))
             platforms[name] = PlatformRecords.build(name, scope.vendors[name], accounts, identities, comps)
 
             by_course_links: dict[str, list[LinkInfo]] = {}
