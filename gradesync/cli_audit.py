@@ -83,6 +83,12 @@ def run_audit(config: str | None, platforms: list[str] | None, courses: list[str
             progress.install(None)
 
 
+def one_line(e: BaseException) -> str:
+    """An exception as one short line (driver errors span several)."""
+    text = str(e).strip().splitlines()[0] if str(e).strip() else ""
+    return f"{type(e).__name__}: {text[:300]}"
+
+
 def print_summary(outcome: dict, out: Console = console) -> None:
     t = Table(title=f"audit run {outcome['run_id']} — {outcome['state']}")
     t.add_column("category")
@@ -117,7 +123,7 @@ def audit(
         err_console.print(f"[red]error:[/red] {e}")
         raise typer.Exit(EXIT_FAILED)
     except Exception as e:   # database unreachable, Prefect unavailable: one line, no traceback
-        err_console.print(f"[red]error:[/red] audit could not run: {type(e).__name__}: {str(e)[:300]}")
+        err_console.print(f"[red]error:[/red] audit could not run: {one_line(e)}")
         raise typer.Exit(EXIT_FAILED)
     print_summary(outcome)
     if json_path is not None:
@@ -153,6 +159,9 @@ def findings(
         data = export_run(url, run_id, category=category)
     except (ConfigError, LookupError) as e:
         err_console.print(f"[red]error:[/red] {e}")
+        raise typer.Exit(EXIT_FAILED)
+    except Exception as e:   # database unreachable: one line, no traceback
+        err_console.print(f"[red]error:[/red] {one_line(e)}")
         raise typer.Exit(EXIT_FAILED)
     if fmt == "json":
         sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
