@@ -12,7 +12,7 @@ from prefect.states import Completed, State
 from gradesync import progress
 from gradesync.audit import persist, records
 from gradesync.report.env import report_path
-from gradesync.settings import load_settings
+from gradesync.settings import Settings, load_settings
 from tasks.audit_steps import diagnose, load_tool_records, persist_run, reconcile, validate
 from tasks.extract import extract_platform
 from tasks.publish import alert, publish_report
@@ -27,7 +27,16 @@ async def audit_story(kind: str, platforms: list[str] | None, courses: list[str]
     scope = records.resolve_scope(db, settings, platforms, courses, activities)
     run_id = persist.start_run(db, kind, scope.params, str(flow_run.get_id() or ""))
     log.info("audit run %s: %d course(s) on %d platform(s)", run_id, len(scope.courses), len(scope.platforms))
+    try:
+        return await _audit_run(log, settings, db, scope, run_id, alerts)
+    except BaseException as e:
+        persist.fail_run(db, run_id, f"{type(e).__name__}: {e}")   # never leave a run "running"
+        raise
 
+
+async def _audit_run(log, settings: Settings, db: str, scope: records.AuditScope, run_id: int,
+                     alerts: bool) -> dict[str, Any]:
+    """The steps of one started run (audit_story marks the run failed if any of them raises)."""
     # Extract: platforms in parallel; within a platform, the client's in-flight limit paces requests.
     progress.start(len(scope.courses), "extracting courses")
     extractions = await asyncio.gather(*(

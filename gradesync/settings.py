@@ -12,14 +12,10 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from gradesync.findings import CATEGORIES
 from lti_client.registration import PlatformRegistration, Vendor
 
 DEFAULT_DATABASE_URL = "sqlite:///gradesync.db"
-CATEGORIES = (
-    "grades_not_accepted", "course_unreachable", "link_not_graded", "item_not_active", "not_learner",
-    "duplicate_account", "launched_outside_course", "outside_course_dates", "manual_grade_conflict",
-    "score_mismatch", "missing_in_lms",
-)
 
 
 class ConfigError(Exception):

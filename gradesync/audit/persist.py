@@ -206,6 +206,3 @@ def outcome_of(summary: RunSummary) -> dict[str, Any]:
             "new": len(summary.new), "resolved": len(summary.resolved), "unverified": len(summary.unverified),
             "by_category": dict(Counter(f.category for f in summary.findings)), "report": summary.report_path}
 
-
-def iso(dt: datetime | None) -> str | None:
-    return dt.isoformat() if dt else None

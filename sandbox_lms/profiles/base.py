@@ -83,6 +83,7 @@ class Profile:
     score_content_type_strict = True         # AGS §3.4 media type
     # --- paging defaults (spec: any size; `limit` is a hint) ---
     page_default = {"line_items": 100, "results": 100, "memberships": 100}
+    link_filter_param = "resource_link_id"    # AGS §3.2 container filter for a resource link
     page_max = {"line_items": 100, "results": 100, "memberships": 100}
 
     # ---------------- token ----------------
@@ -156,7 +157,7 @@ class Profile:
     def filter_line_items(self, items: Sequence[LineItemRecord], request: Request) -> list[LineItemRecord]:
         """AGS §3.2 container filters: resource_link_id, resource_id, tag (AND). Deleted items are gone."""
         q = request.query_params
-        rlid, rid, tag = q.get("resource_link_id"), q.get("resource_id"), q.get("tag")
+        rlid, rid, tag = q.get(self.link_filter_param), q.get("resource_id"), q.get("tag")
         return [li for li in items if not li.deleted
                 and (rlid is None or li.resource_link_id == rlid)
                 and (rid is None or li.resource_id == rid)

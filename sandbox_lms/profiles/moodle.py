@@ -45,6 +45,8 @@ class MoodleProfile(Profile):
     policy = ScorePolicy(default_maximum=1.0, clear_removes_row=True, whole_seconds=True, override_sticks=True)
     timestamp_needs_zone = False              # Moodle's ISO 8601 regex (zone optional — assumed)
     page_default = {"line_items": 0, "results": 0, "memberships": 0}   # §2.3: paging only when limit > 0
+    # §2.3: Moodle filters by lti_link_id; the spec's resource_link_id is not read (ignored).
+    link_filter_param = "lti_link_id"
     page_max = page_default
 
     def token_refusal(self, problem: TokenProblem, detail: str) -> Response:
@@ -82,15 +84,6 @@ class MoodleProfile(Profile):
         if accept is not None and request.headers.get("accept", "") not in ("", accept):
             return self.problem(400, f"Accept must be {accept}")
         return None
-
-    def filter_line_items(self, items: Sequence[LineItemRecord], request: Request) -> list[LineItemRecord]:
-        # §2.3: filters resource_id, lti_link_id, tag; the spec's resource_link_id is NOT read (ignored).
-        q = request.query_params
-        link, rid, tag = q.get("lti_link_id"), q.get("resource_id"), q.get("tag")
-        return [li for li in items if not li.deleted
-                and (link is None or li.resource_link_id == link)
-                and (rid is None or li.resource_id == rid)
-                and (tag is None or li.tag == tag)]
 
     def page(self, url: URL, rows: Sequence, kind: str, loop: bool) -> tuple[Sequence, str | None]:
         # §2.3: limit/from with rels in typographic quotes (U+201C/U+201D), incl. non-standard canonical.
