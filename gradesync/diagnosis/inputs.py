@@ -121,6 +121,9 @@ class CourseSnapshot:
     results: dict[str, list[Result]] = field(default_factory=dict)     # line item id → results
     members: list[Member] = field(default_factory=list)
     error: LtiErrorInfo | None = None
+    # line item id → why its results could not be read (e.g. Moodle's 404 HTML page on results paging,
+    # lti-platform-behavior.md §10): that item is unverified, the rest of the course is audited.
+    item_errors: dict[str, LtiErrorInfo] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
