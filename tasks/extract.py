@@ -66,7 +66,7 @@ async def extract_platform(registration: PlatformRegistration, courses: list[tup
             try:
                 grant = await score_grant_task(client, registration.name)
             except LtiError as e:
-                grant = ScoreGrant(False, f"token endpoint unavailable: {e.info.message}", unavailable=True)
+                grant = ScoreGrant.from_error(e.info)
             try:
                 await client.read_grant()
             except LtiError as e:

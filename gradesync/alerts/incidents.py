@@ -6,6 +6,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from gradesync.diagnosis.inputs import CREDENTIALS_REJECTED
 from gradesync.findings import CourseStatus, Finding, RunSummary
 
 NO_GRADES_MIN_EXPECTED = 3        # design.md: "none of at least 3 expected grades is present"
@@ -19,6 +20,15 @@ NO_GRADES_CHECKLIST = (
     "Canvas deployment scope: in a Canvas shared between several institutions, check the deployment "
     "scope with your Implementation Manager.",
 )
+# A refused key, client id or clock says nothing about grades (design.md grades_not_accepted): name the fix.
+CREDENTIALS_CHECKLIST = (
+    "Key rotation: the platform must hold the tool's current public key (its JWKS / public key field) "
+    "under the key id gradesync sends (`key_id`); re-register the key after a rotation.",
+    "Client id and token URL: check `client_id`, `token_url` (and D2L's `audience`) against the platform's "
+    "registration of the tool.",
+    "Clock: the assertion's iat/exp must be within the platform's tolerance (Canvas: iat at most 5 min old, "
+    "30 s ahead): check the auditing machine's clock (NTP).",
+)
 PLATFORM_CHECKLIST = (
     "Check the platform's status page and that the tool's registration (token URL, client id, "
     "deployment) is still valid.",
@@ -30,7 +40,7 @@ PLATFORM_CHECKLIST = (
 class Incident:
     """One course-wide problem; `key` is stable across runs for as long as the problem lasts."""
     key: str
-    # grades_not_accepted | course_unreachable | platform_unreachable | no_grades_syncing
+    # grades_not_accepted | credentials_rejected | course_unreachable | platform_unreachable | no_grades_syncing
     kind: str
     platform: str
     headline: str
@@ -89,9 +99,21 @@ def detect_incidents(summary: RunSummary) -> list[Incident]:
             categories=frozenset({"grades_not_accepted"}), evidence=frozenset(f.identity for f in fs),
             context_ids=tuple(f.context_id for f in fs)))
 
-    wholly_down: set[str] = set()
+    rejected: dict[str, list[CourseStatus]] = defaultdict(list)
+    for c in summary.courses:
+        if c.status == "unverified" and (c.reason or "").startswith(CREDENTIALS_REJECTED):
+            rejected[c.platform].append(c)
+    for p, cs in sorted(rejected.items()):
+        # One incident per platform, in every kind of run: no course of it can be audited until fixed.
+        out.append(Incident(
+            key=f"credentials_rejected|{p}", kind="credentials_rejected", platform=p,
+            headline=f"Credentials rejected on {p}: {len(cs)} course{'s' if len(cs) != 1 else ''} could not be audited",
+            details=(f"• {cs[0].reason}",), checklist=CREDENTIALS_CHECKLIST,
+            categories=frozenset({"course_unreachable"}), context_ids=tuple(sorted(c.context_id for c in cs))))
+
+    wholly_down: set[str] = set(rejected)
     for p, cs in sorted(courses_by_platform.items()):
-        if p in gna or not cs or any(c.status != "unverified" for c in cs):
+        if p in gna or p in rejected or not cs or any(c.status != "unverified" for c in cs):
             continue
         if len(cs) == 1 and summary.kind != "nightly":
             # An on-demand audit of one course says nothing about the rest of the platform.

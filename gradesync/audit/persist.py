@@ -82,9 +82,9 @@ def save_run(database_url: str, run_id: int, diagnoses: list[CourseDiagnosis],
             s.execute(insert(m.Finding), finding_rows[i:i + 20_000])
         s.flush()
         stored = list(s.exec(select(m.Finding).where(m.Finding.run_id == run_id)))
-        queue_from_findings(s, run_id, stored)
-
         run = s.get(m.AuditRun, run_id)
+        queue_from_findings(s, run_id, stored, activities=run_activities(run))
+
         unverified = sum(1 for d in diagnoses if d.status.status == "unverified")
         run.state = "partial" if unverified else "completed"
         run.request_stats = request_stats
@@ -115,6 +115,7 @@ def load_summary(database_url: str, run_id: int) -> RunSummary:
         courses = list(s.exec(select(m.CourseAudit).where(m.CourseAudit.run_id == run_id)))
         rows = list(s.exec(select(m.Finding).where(m.Finding.run_id == run_id).order_by(m.Finding.id)))
         titles = dict(((c.platform, c.context_id), c.title) for c in s.exec(select(m.Course)))
+        activities = run_activities(run)
         current = {r.identity for r in rows}
         new: set[str] = set()
         resolved: list[Finding] = []
@@ -126,7 +127,7 @@ def load_summary(database_url: str, run_id: int) -> RunSummary:
             mine = by_course.get(key, [])
             last_audited = _previous_run(s, c, run_id, audited_only=True)
             last_any = _previous_run(s, c, run_id, audited_only=False)
-            prev_audited = _course_findings(s, last_audited, key)
+            prev_audited = [r for r in _course_findings(s, last_audited, key) if in_scope(r.activity_id, activities)]
             seen = {r.identity for r in prev_audited} | {r.identity for r in _course_findings(s, last_any, key)
                                                          if last_any != last_audited}
             new |= {r.identity for r in mine if r.identity not in seen}
@@ -190,6 +191,18 @@ def finish_run(database_url: str, run_id: int, summary: RunSummary) -> None:
         run.finished_at = m.utcnow()
         run.report_path = summary.report_path
         summary.finished_at = run.finished_at
+
+
+def run_activities(run: m.AuditRun) -> set[str] | None:
+    """The activities an on-demand audit was narrowed to (`--activity`), or None for all."""
+    acts = (run.params or {}).get("activities")
+    return set(acts) if acts else None
+
+
+def in_scope(activity_id: str | None, activities: set[str] | None) -> bool:
+    """Whether a finding or task of `activity_id` lies inside a run's scope: a run narrowed to some
+    activities says nothing about another activity's findings (they are neither new nor resolved)."""
+    return activities is None or activity_id is None or activity_id in activities
 
 
 def fail_run(database_url: str, run_id: int, error: str) -> None:

@@ -5,7 +5,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from lti_client.types import LineItem, LtiErrorInfo, Member, Result, TokenGrant
+from lti_client.types import ErrorKind, LineItem, LtiErrorInfo, Member, Result, TokenGrant
 
 
 @dataclass(frozen=True)
@@ -43,20 +43,30 @@ class Completion:
 
 @dataclass(frozen=True)
 class Passback:
-    """One line of the tool's grade-passback log."""
+    """One line of the tool's grade-passback log (append-only: a retried POST is another line), or one
+    of gradesync's own resync sends. `status_code` None = no answer (timed out); `resource_link_id`
+    None = a POST to a tool-created line item with no resource link (then `line_item_id` says where)."""
     lms_user_id: str
-    resource_link_id: str
+    resource_link_id: str | None
     score_given: float | None
     score_maximum: float | None
     timestamp: datetime
-    status_code: int
+    status_code: int | None
     response: str = ""
     account_id: str | None = None
     line_item_id: str | None = None
+    # Set on gradesync's own resync sends: the attempt's outcome (e.g. "failed:accepted_not_shown").
+    resync_outcome: str | None = None
 
     @property
     def accepted(self) -> bool:
-        return 200 <= self.status_code < 300
+        return self.status_code is not None and 200 <= self.status_code < 300
+
+    @property
+    def normalised(self) -> float | None:
+        if self.score_given is None or not self.score_maximum:
+            return None
+        return self.score_given / self.score_maximum
 
 
 @dataclass
@@ -68,7 +78,9 @@ class PlatformRecords:
     accounts_by_email: dict[str, list[str]] = field(default_factory=dict)    # lower-cased email → account ids
     account_by_lms_user: dict[str, str] = field(default_factory=dict)        # lms_user_id → account_id (identities)
     lms_user_by_account: dict[str, str] = field(default_factory=dict)        # account_id → lms_user_id on this platform
-    completions: dict[str, dict[str, Completion]] = field(default_factory=dict)  # activity_id → account_id → completion
+    # activity_id → account_id → that account's completions of the activity, one per launch context
+    # (a retake term, cross-listed sections, a manual login): design.md "Inputs" 2.
+    completions: dict[str, dict[str, list[Completion]]] = field(default_factory=dict)
     # (context_id, activity_id) → account ids whose completion carries this platform's course context: a
     # course reads only its own, not every completion of an activity shared by many courses.
     completed_in_context: dict[tuple[str, str], list[str]] = field(default_factory=dict)
@@ -80,30 +92,47 @@ class PlatformRecords:
         rec = cls(platform=platform, vendor=vendor)
         by_email: dict[str, list[str]] = defaultdict(list)
         for account_id, email in accounts:
-            if email:
-                e = email.strip().lower()
+            e = normalise_email(email)
+            if e:
                 rec.account_email[account_id] = e
                 by_email[e].append(account_id)
         rec.accounts_by_email = dict(by_email)
         for account_id, lms_user_id in identities:
             rec.account_by_lms_user[lms_user_id] = account_id
             rec.lms_user_by_account[account_id] = lms_user_id
-        comps: dict[str, dict[str, Completion]] = defaultdict(dict)
+        comps: dict[str, dict[str, list[Completion]]] = defaultdict(lambda: defaultdict(list))
         in_context: dict[tuple[str, str], list[str]] = defaultdict(list)
         for c in completions:
-            comps[c.activity_id][c.account_id] = c
-            if c.platform == platform and c.context_id:
+            comps[c.activity_id][c.account_id].append(c)
+            if c.platform == platform and c.context_id and c.account_id not in in_context[(c.context_id, c.activity_id)]:
                 in_context[(c.context_id, c.activity_id)].append(c.account_id)
-        rec.completions = dict(comps)
+        rec.completions = {a: dict(by_acc) for a, by_acc in comps.items()}
         rec.completed_in_context = dict(in_context)
         return rec
 
-    def same_person_accounts(self, account_id: str) -> list[str]:
-        """Other accounts with the same email (case-insensitive), excluding account_id itself."""
-        email = self.account_email.get(account_id)
-        if not email:
-            return []
-        return [a for a in self.accounts_by_email.get(email, []) if a != account_id]
+    def completion_for_course(self, activity_id: str, account_id: str, context_id: str) -> Completion | None:
+        """The account's completion of the activity that counts for this course: the one launched from
+        the course, else the latest (design.md "Which grades are expected")."""
+        mine = self.completions.get(activity_id, {}).get(account_id)
+        if not mine:
+            return None
+        here = [c for c in mine if c.platform == self.platform and c.context_id == context_id]
+        return max(here or mine, key=lambda c: c.completed_at)
+
+    def same_person_accounts(self, account_id: str | None, roster_email: str | None = None) -> list[str]:
+        """Other accounts of the same person: the same email (case-insensitive) as `account_id`'s, or as
+        the roster's own email (NRPS `email`) — excluding account_id itself."""
+        emails = {e for e in (self.account_email.get(account_id or ""), normalise_email(roster_email)) if e}
+        out: list[str] = []
+        for e in sorted(emails):
+            out += [a for a in self.accounts_by_email.get(e, []) if a != account_id and a not in out]
+        return out
+
+
+def normalise_email(email: str | None) -> str | None:
+    """Emails compare case-insensitively, ignoring surrounding blanks; empty = none."""
+    e = (email or "").strip().lower()
+    return e or None
 
 
 @dataclass
@@ -126,19 +155,43 @@ class CourseSnapshot:
     item_errors: dict[str, LtiErrorInfo] = field(default_factory=dict)
 
 
+# The reason prefix of a course left unverified because the platform refused the tool's credentials
+# (alerts raise one "credentials rejected" incident per platform from it).
+CREDENTIALS_REJECTED = "credentials rejected"
+# OAuth `error` codes (RFC 6749 §5.2) that refuse a scope rather than the client: lti-platform-behavior.md §1.5–1.6.
+_SCOPE_REFUSALS = frozenset({"invalid_scope"})
+
+
 @dataclass(frozen=True)
 class ScoreGrant:
-    """Whether the platform lets the tool send scores; `unavailable` ⇒ we could not find out."""
+    """Whether the platform lets the tool send scores; `unavailable` ⇒ we could not find out (the
+    token endpoint failed, or refused the tool's credentials: `credentials_rejected`)."""
     granted: bool
     detail: str = ""
     unavailable: bool = False
+    credentials_rejected: bool = False
 
     @classmethod
     def from_token_grant(cls, grant: TokenGrant, score_scope: str) -> "ScoreGrant":
-        if grant.error is not None:
-            return cls(False, f"token endpoint refused the score scope: {grant.error.error_type or ''} "
-                              f"{grant.error.message}".strip())
+        """Only a refused or missing score scope means "grades not accepted" (design.md); a refused
+        client, key, signature or clock (invalid_client, invalid_grant, invalid_request …) says nothing
+        about grades: the courses are unverified and one incident names the fix."""
+        err = grant.error
+        if err is not None:
+            return cls.from_error(err)
         if not grant.has(score_scope):
             return cls(False, "token granted without the AGS score scope "
                               f"(granted: {' '.join(sorted(grant.granted)) or 'nothing'})")
         return cls(True)
+
+    @classmethod
+    def from_error(cls, err: LtiErrorInfo) -> "ScoreGrant":
+        """The grant implied by a token endpoint error."""
+        text = f"{err.error_type or ''} {err.message}".strip()
+        if (err.error_type or "").lower() in _SCOPE_REFUSALS:
+            return cls(False, f"token endpoint refused the score scope: {text}")
+        if err.kind in (ErrorKind.transient, ErrorKind.throttled, ErrorKind.malformed) or err.status is None \
+                or err.status >= 500:
+            return cls(False, f"token endpoint unavailable: {text}", unavailable=True)
+        return cls(False, f"{CREDENTIALS_REJECTED} by the token endpoint ({err.status}): {text}",
+                   unavailable=True, credentials_rejected=True)

@@ -97,9 +97,12 @@ def _state_for(category: m.FindingCategory, current: m.ResyncState | None) -> m.
     return m.ResyncState.pending
 
 
-def queue_from_findings(session: Session, run_id: int, findings: list[m.Finding]) -> QueueCounts:
+def queue_from_findings(session: Session, run_id: int, findings: list[m.Finding],
+                        activities: set[str] | None = None) -> QueueCounts:
     """Create, update or cancel resync tasks from one audit run's stored findings (see module doc).
-    Runs inside the caller's session and transaction; flushes but does not commit."""
+    `activities`: the run was narrowed to these (`audit --activity`): tasks of other activities are
+    outside its scope and never cancelled by it. Runs inside the caller's session and transaction;
+    flushes but does not commit."""
     counts = QueueCounts()
     now = m.utcnow()
     queued = [f for f in findings if f.category.value in QUEUED_CATEGORIES]
@@ -149,6 +152,8 @@ def queue_from_findings(session: Session, run_id: int, findings: list[m.Finding]
     for key, task in open_tasks.items():
         if key in seen or (task.platform, task.context_id) not in audited or task.state is m.ResyncState.claimed:
             continue
+        if activities is not None and task.activity_id not in activities:
+            continue   # outside an on-demand audit's scope: it proved nothing about this cell
         task.state = m.ResyncState.cancelled
         task.last_response = (f"cancelled by audit run {run_id}: no resyncable gap any more "
                               f"(the LMS shows the grade, or the cause changed)")

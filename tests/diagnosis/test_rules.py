@@ -158,12 +158,152 @@ def test_precedence_first_category_wins(first, second):
         assert categories(rec, course, snap)[0] == [("duplicate_account", "u1")]
 
 
-def test_timestamp_without_any_accepted_send_is_a_score_mismatch_not_a_conflict():
-    # design.md: "carries a later timestamp" — later than the tool's last accepted send; with none on
-    # record there is nothing to be later than, and no scorer: no sign of a person's edit.
+def test_lms_value_without_an_accepted_send_is_a_manual_grade_conflict_never_a_mismatch():
+    # issue 10: score_mismatch needs positive evidence the LMS value came from the tool; with no passback
+    # log (or none for the cell) the value may be a teacher's, so it is never resent without approval.
     result = Result("r", "li-1", "u1", 5.0, 10.0, timestamp=T0)
     rec, course, snap = world([comp("acc-u1")], [learner("u1")], {"li-1": [result]}, [], vendor="moodle")
-    assert categories(rec, course, snap)[0] == [("score_mismatch", "u1")]
+    cats, d = categories(rec, course, snap)
+    assert cats == [("manual_grade_conflict", "u1")] and "no passback log" in d.findings[0].evidence["why"]
     scored = Result("r", "li-1", "u1", 5.0, 10.0, scoring_user_id="teacher-7")
     rec, course, snap = world([comp("acc-u1")], [learner("u1")], {"li-1": [scored]}, [], vendor="moodle")
     assert categories(rec, course, snap)[0] == [("manual_grade_conflict", "u1")]
+    # a refused send only is not an accepted one
+    refused = Passback("u1", "RL1", 5.0, 10.0, T0, 503, "")
+    rec, course, snap = world([comp("acc-u1")], [learner("u1")], {"li-1": [Result("r", "li-1", "u1", 5.0, 10.0)]},
+                              [refused])
+    assert categories(rec, course, snap)[0] == [("manual_grade_conflict", "u1")]
+
+
+def test_lms_value_equal_to_an_older_send_but_not_the_latest_accepted_one_is_a_person():
+    # The tool sent 5 then 7 (both accepted); the LMS shows 5 again: only a person (or the platform) can
+    # have put it back after the 7 was accepted.
+    sends = [Passback("u1", "RL1", 5.0, 10.0, T0 - timedelta(days=3), 200, ""),
+             Passback("u1", "RL1", 7.0, 10.0, T0 - timedelta(days=2), 200, "")]
+    rec, course, snap = world([comp("acc-u1")], [learner("u1")], {"li-1": [Result("r", "li-1", "u1", 5.0, 10.0)]}, sends)
+    assert categories(rec, course, snap)[0] == [("manual_grade_conflict", "u1")]
+    # the LMS shows the latest accepted send (7), the learner's retake scored 8: the tool's own old score
+    rec, course, snap = world([comp("acc-u1")], [learner("u1")], {"li-1": [Result("r", "li-1", "u1", 7.0, 10.0)]}, sends)
+    cats, d = categories(rec, course, snap)
+    assert cats == [("score_mismatch", "u1")] and d.findings[0].evidence["lms_value_sent_by_tool_at"]
+
+
+def test_teacher_grade_equal_to_the_tool_score_is_not_a_gap():
+    result = Result("r", "li-1", "u1", 80.0, 100.0, scoring_user_id="teacher-7")
+    rec, course, snap = world([comp("acc-u1")], [learner("u1")], {"li-1": [result]})
+    assert categories(rec, course, snap)[0] == []
+
+
+def test_retried_post_503_then_409_with_the_same_timestamp_is_the_tool_colliding_with_itself():
+    # The seed's story on Moodle: the first POST answered 503 but landed; the retry with the same
+    # timestamp was refused 409 (whole-second `>=`, §4.3). Both rows count; no person edited anything.
+    first = Passback("u1", "RL1", 8.0, 10.0, T0, 503, "")
+    retry = Passback("u1", "RL1", 8.0, 10.0, T0, 409, "Refusing score with an earlier timestamp for item 7 and user 3")
+    landed = Result("r", "li-1", "u1", 8.0, 10.0, timestamp=T0)
+    rec, course, snap = world([comp("acc-u1")], [learner("u1")], {"li-1": [landed]}, [first, retry], vendor="moodle")
+    assert categories(rec, course, snap)[0] == []           # in sync: the 503 had landed
+    rec, course, snap = world([comp("acc-u1")], [learner("u1")], None, [first, retry], vendor="moodle")
+    assert categories(rec, course, snap)[0] == [("missing_in_lms", "u1")]
+    # a 409 with no own send at or after its second is a person's later grade
+    alone = Passback("u1", "RL1", 8.0, 10.0, T0, 409, "Refusing score with an earlier timestamp for item 7 and user 3")
+    rec, course, snap = world([comp("acc-u1")], [learner("u1")], None, [alone], vendor="moodle")
+    assert categories(rec, course, snap)[0] == [("manual_grade_conflict", "u1")]
+
+
+def test_passback_without_status_is_kept_and_says_nothing_about_the_item():
+    timed_out = Passback("u1", "RL1", 8.0, 10.0, T0, None, "")
+    rec, course, snap = world([comp("acc-u1")], [learner("u1")], None, [timed_out])
+    cats, d = categories(rec, course, snap)
+    assert cats == [("missing_in_lms", "u1")] and d.findings[0].evidence == {"passbacks": 1, "last_status": None}
+
+
+def test_line_item_of_a_link_is_the_one_the_tool_posts_to():
+    # No item bound to the link: the tool-created item its passbacks targeted (resource_link_id empty).
+    created = LineItem("li-9", "Tool column", 10.0, None)
+    pb = Passback("u1", None, 8.0, 10.0, T0, 200, "", line_item_id="li-9")
+    pb_link = Passback("u2", "RL1", 8.0, 10.0, T0, 200, "", line_item_id="li-9")
+    rec, course, snap = world([comp("acc-u1"), comp("acc-u2")], [learner("u1"), learner("u2")],
+                              {"li-9": [Result("r", "li-9", "u2", 8.0, 10.0)]}, [pb, pb_link], items=[created])
+    cats, d = categories(rec, course, snap)
+    assert cats == [("missing_in_lms", "u1")] and d.findings[0].line_item_id == "li-9"
+    # Two items bound to the link: the one posted to, never the first listed.
+    two = [item(id_="li-a"), item(id_="li-b")]
+    sent = Passback("u1", "RL1", 8.0, 10.0, T0, 200, "", line_item_id="li-b")
+    rec, course, snap = world([comp("acc-u1")], [learner("u1")], {"li-a": [], "li-b": [Result("r", "li-b", "u1", 8.0, 10.0)]},
+                              [sent], items=two)
+    assert categories(rec, course, snap)[0] == []
+    # ... and with nothing to tell them apart the link is unverified, not a gap.
+    rec, course, snap = world([comp("acc-u1")], [learner("u1")], None, [], items=two)
+    cats, d = categories(rec, course, snap)
+    assert cats == [] and "RL1" in d.unverified_items and d.status.status == "audited" and "RL1" in d.status.reason
+
+
+def test_results_unreadable_for_one_item_make_only_that_link_unverified():
+    links = [LinkInfo("RL1", "A1", True), LinkInfo("RL2", "A2", True)]
+    items = [item(), item("RL2", "li-2")]
+    rec, course, snap = world([comp("acc-u1"), comp("acc-u1", activity="A2")], [learner("u1")], None,
+                              links=links, items=items)
+    snap.item_errors["li-1"] = LtiErrorInfo(ErrorKind.course_unreachable, 404, None, "HTML error page", "https://m/x")
+    cats, d = categories(rec, course, snap)
+    assert cats == [("missing_in_lms", "u1")] and d.findings[0].resource_link_id == "RL2"
+    assert d.status.status == "audited" and set(d.unverified_items) == {"RL1"}
+    assert all(g.line_item_id != "li-1" for g in d.expected)
+
+
+def test_completion_launched_from_this_course_wins_over_a_later_one_elsewhere():
+    # A retake: the learner did A1 in C0 (spring, in sync there) and in C1 (now). C1 counts its own.
+    spring = comp("acc-u1", score=4.0, when=T0 + timedelta(days=5), ctx="C0")
+    now = comp("acc-u1", score=9.0, when=T0, ctx="C1")
+    rec, course, snap = world([spring, now], [learner("u1")], {"li-1": [Result("r", "li-1", "u1", 9.0, 10.0)]})
+    assert categories(rec, course, snap)[0] == []
+    rec, course, snap = world([spring, now], [learner("u1")])
+    cats, d = categories(rec, course, snap)
+    assert cats == [("missing_in_lms", "u1")] and d.findings[0].tool_score == 9.0
+
+
+def test_roster_email_finds_the_work_of_a_learner_who_never_launched_the_tool():
+    # u7 is on the roster (NRPS email) but has no identity: their work sits in a manual account.
+    accounts = [("acc-u1", "u1@example.edu"), ("manual-7", "Kim@Example.edu")]
+    kim = Member("u7", (LEARNER,), "Active", email="kim@example.edu")
+    rec, course, snap = world([comp("manual-7", ctx=None)], [learner("u1"), kim], accounts=accounts,
+                              identities=[("acc-u1", "u1")])
+    cats, d = categories(rec, course, snap)
+    assert cats == [("launched_outside_course", "u7")] and d.findings[0].account_id == "manual-7"
+    # a linked account with another email + the roster email matching the manual account → duplicate
+    accounts = [("acc-u7", "k.lee@school.edu"), ("manual-7", "kim@example.edu")]
+    rec, course, snap = world([comp("manual-7", ctx=None)], [kim], accounts=accounts, identities=[("acc-u7", "u7")])
+    assert categories(rec, course, snap)[0] == [("duplicate_account", "u7")]
+    # a roster learner with no identity who did nothing is not a gap
+    rec, course, snap = world([], [kim], accounts=accounts, identities=[("acc-u1", "u1")])
+    assert categories(rec, course, snap)[0] == []
+
+
+def test_gradebook_refusal_makes_a_roster_learner_not_learner():
+    # Moodle 5.1: NRPS lists a non-editing teacher as Learner; the gradebook refuses their score with
+    # 400 and the text only in the reason phrase (§10).
+    refused = Passback("u1", "RL1", 8.0, 10.0, T0, 400, "Incorrect score received")
+    rec, course, snap = world([comp("acc-u1")], [learner("u1", roles=("Learner",))], None, [refused], vendor="moodle")
+    cats, d = categories(rec, course, snap)
+    assert cats == [("not_learner", "u1")] and d.findings[0].evidence["gradebook_refused_at"]
+
+
+def test_a_supersede_the_platform_ignored_is_said_in_the_conflict():
+    tried = Passback("u1", "RL1", 8.0, 10.0, T0, 200, "", resync_outcome="failed:accepted_not_shown")
+    rec, course, snap = world([comp("acc-u1")], [learner("u1")], {"li-1": [Result("r", "li-1", "u1", 6.0, 10.0)]}, [tried])
+    cats, d = categories(rec, course, snap)
+    assert cats == [("manual_grade_conflict", "u1")] and d.findings[0].evidence["supersede_tried"]["sent"] == "8/10"
+
+
+def test_rejected_credentials_leave_courses_unverified_without_findings():
+    rec, course, snap = world([comp("acc-u1")], [learner("u1")])
+    for err in (LtiErrorInfo(ErrorKind.auth, 401, "invalid_client", "unknown client", None),
+                LtiErrorInfo(ErrorKind.auth, 400, "invalid_grant", "Error validating assertion", None),
+                LtiErrorInfo(ErrorKind.auth, 400, "invalid_request", "JWS signature invalid.", None)):
+        grant = ScoreGrant.from_error(err)
+        cats, d = categories(rec, course, snap, grant)
+        assert cats == [] and d.status.status == "unverified" and d.status.reason.startswith("credentials rejected")
+    scope = ScoreGrant.from_error(LtiErrorInfo(ErrorKind.auth, 400, "invalid_scope", "not granted", None))
+    assert categories(rec, course, snap, scope)[0] == [("grades_not_accepted", None)]
+    down = ScoreGrant.from_error(LtiErrorInfo(ErrorKind.transient, 503, None, "unavailable", None))
+    cats, d = categories(rec, course, snap, down)
+    assert cats == [] and d.status.status == "unverified" and not down.credentials_rejected
