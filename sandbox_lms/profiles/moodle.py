@@ -13,7 +13,7 @@ from sandbox_lms.paging import moodle_page
 from sandbox_lms.profiles.base import MEMBERSHIP_NS, Profile, Stale, TokenProblem
 from sandbox_lms.responses import (LINEITEM, LINEITEM_CONTAINER, RESULT_CONTAINER, SCORE, drop_none,
                                    empty_response, json_response, text_response)
-from sandbox_lms.state import (LEARNER, SCOPE_LINEITEM_READONLY, CourseRecord, LineItemRecord, Member,
+from sandbox_lms.state import (INSTRUCTOR, LEARNER, SCOPE_LINEITEM_READONLY, CourseRecord, LineItemRecord, Member,
                                Registration, ResultRecord)
 
 _AGS_KINDS = ("line_items", "line_item", "line_items_create", "results", "scores")
@@ -131,6 +131,10 @@ class MoodleProfile(Profile):
     def member_json(self, m: Member) -> dict:
         d = super().member_json(m)
         d["status"] = "Active"                 # §5.3: status always "Active"
+        # §10 (Moodle 5.1, seen on the wire): bare short role names, and everyone without
+        # moodle/course:manageactivities is a "Learner" — a non-editing teacher (our TeachingAssistant)
+        # included, although the gradebook then refuses their scores (gradable() below).
+        d["roles"] = ["Instructor" if INSTRUCTOR in m.roles else "Learner"]
         return d
 
     def score_content_type_refusal(self, request: Request) -> Response | None:

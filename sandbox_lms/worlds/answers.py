@@ -21,6 +21,7 @@ class Outcome(str, Enum):
     inactive = "inactive"            # refused: item unpublished / not available
     not_gradable = "not_gradable"    # refused: user not a student / not in the course
     server_error = "server_error"    # 5xx: the platform failed, nothing stored
+    timed_out = "timed_out"          # no answer reached the tool: logged with an empty status
 
 
 class ImpossibleAnswer(AssertionError):
@@ -33,6 +34,8 @@ def answer(base_url: str, reg: Registration, course: CourseRecord, item: LineIte
     """(status_code, body) the platform of `reg` gives a score POST with this outcome."""
     if outcome is Outcome.server_error:
         return 503, "Service Unavailable"                      # the sandbox's own 5xx (app.py)
+    if outcome is Outcome.timed_out:
+        raise ImpossibleAnswer("a timed-out POST has no answer: World.tool_records logs it without one")
     profile = get_profile(reg.profile)
     if outcome is Outcome.accepted:
         resp = profile.score_accepted(base_url, reg, course, item, user_id)

@@ -6,6 +6,7 @@ from sandbox_lms.state import ALL_SCOPES, SCOPE_SCORE, Registration
 from sandbox_lms.worlds import plants
 from sandbox_lms.worlds.builder import CourseBuild, Workbench
 from sandbox_lms.worlds.course import fill_course, new_course
+from sandbox_lms.worlds.distractors import add_distractors
 from sandbox_lms.worlds.ids import IdMaker, client_id, rand_hex, rand_uuid
 from sandbox_lms.worlds.keys import new_key_pair
 from sandbox_lms.worlds.model import COURSE_LEVEL, ITEM_LEVEL
@@ -152,6 +153,10 @@ def build(spec: WorldSpec, seed: int, *, clean: bool) -> World:
             if resolved is not None:
                 name, variant = resolved
                 _plant(wb, req, variant, pickers[name])
+    if spec.distractors and spec.cross_course_distractors:
+        for name, (_, plan) in regs.items():
+            if not plan.score_revoked:
+                add_distractors(wb, per_reg[name])
     unverified = frozenset((f.platform, f.context_id) for f in wb.truth if f.category in COURSE_LEVEL)
     return World(seed=seed, size=spec.size, clean=clean, state=wb.state, private_keys=keys, records=wb.records,
                   ground_truth=list(wb.truth), expected_keys=frozenset(wb.expected), gap_keys=frozenset(wb.gaps),

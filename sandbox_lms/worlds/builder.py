@@ -107,6 +107,18 @@ class Workbench:
         if person.member is not None:
             course.record.members.append(person.member)
 
+    def unlinked_learner(self, course: CourseBuild) -> Member:
+        """A Learner on the roster (with name and email, as NRPS gives them) who never launched the
+        tool from the LMS: no account is linked to their LMS user id."""
+        reg = course.reg
+        first, last = self.rng.choice(FIRST_NAMES), self.rng.choice(LAST_NAMES)
+        self._accounts += 1     # keeps e-mails unique across the world
+        member = Member(user_id=self.ids[reg.name].user_id(), roles=[LEARNER], status="Active",
+                        name=f"{first} {last}", email=f"{first}.{last}.n{self._accounts}@{self.domains[reg.name]}",
+                        given_name=first, family_name=last)
+        course.record.members.append(member)
+        return member
+
     def new_staff(self, course: CourseBuild | None, reg: Registration, role: str = INSTRUCTOR) -> Person:
         """A staff member (Instructor by default), on the course roster when a course is given."""
         person = self.new_person(reg, [role])
@@ -151,11 +163,12 @@ class Workbench:
         return comp
 
     def post(self, course: CourseBuild, gl: GradedLink, person: Person, score: float, ts: datetime,
-             outcome: Outcome, *, stored_at: datetime | None = None) -> Passback:
+             outcome: Outcome, *, stored_at: datetime | None = None, no_link: bool = False) -> Passback:
         """Log a score POST; an accepted one also stores the LMS result exactly as the platform would."""
         assert gl.item is not None
         pb = Passback(person.account_id, course.reg.name, course.tool.context_id, gl.link.resource_link_id,
-                      gl.item.id, person.lms_user_id, float(score), gl.activity_max, ts, outcome, stored_at)
+                      gl.item.id, person.lms_user_id, float(score), gl.activity_max, ts, outcome, stored_at,
+                      no_link)
         self.records.log(pb)
         if outcome is Outcome.accepted:
             stored = ts

@@ -39,14 +39,15 @@ def new_course(wb: Workbench, reg: Registration, index: int, utc_offset_h: int) 
 
 def add_link(wb: Workbench, course: CourseBuild, *, graded: bool, with_item: bool, label: str | None = None,
              activity_max: float | None = None, item_max: float | None = None, position: float = 0.5,
-             active: bool = True) -> GradedLink:
-    """A link of the course (and its line item when `with_item`), due at `position` of the window."""
+             active: bool = True, activity_id: str | None = None) -> GradedLink:
+    """A link of the course (and its line item when `with_item`), due at `position` of the window;
+    `activity_id` places an existing activity of the tool (a retake, a cross-listed section)."""
     rng, reg = wb.rng, course.reg
     n = len(wb.records.links) + 1
     kind = ACTIVITY_KINDS[n % len(ACTIVITY_KINDS)]
     title = label or f"{kind} {n}"
-    link = Link(reg.name, course.tool.context_id, wb.ids[reg.name].resource_link_id(), f"act-{n:06d}",
-                title, graded)
+    link = Link(reg.name, course.tool.context_id, wb.ids[reg.name].resource_link_id(),
+                activity_id or f"act-{n:06d}", title, graded)
     wb.records.links.append(link)
     amax = activity_max or rng.choice(ACTIVITY_MAXIMA)
     span = course.ends_at - course.starts_at

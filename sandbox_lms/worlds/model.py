@@ -108,6 +108,7 @@ class Passback:
     timestamp: datetime
     outcome: Outcome
     stored_at: datetime | None = None     # for a stale refusal: the platform's stored time it lost to
+    no_link: bool = False                 # logged without a resource link (a tool-created line item's post)
 
 
 @dataclass
@@ -118,6 +119,9 @@ class ToolRecords:
     identities: list[Identity] = field(default_factory=list)
     links: list[Link] = field(default_factory=list)
     completions: dict[tuple[str, str], Completion] = field(default_factory=dict)  # (account, activity)
+    # Further completions of an (account, activity) already in `completions`, launched from another
+    # course (a retake term, a cross-listed section): design.md "one per account + activity + launch context".
+    extra_completions: list[Completion] = field(default_factory=list)
     passbacks: dict[tuple[str, str, str, str], list[Passback]] = field(default_factory=dict)  # (P, C, rl, user)
 
     def log(self, p: Passback) -> None:

@@ -124,15 +124,33 @@ def not_learner(wb: Workbench, course: CourseBuild, variant: str) -> None:
 def duplicate_account(wb: Workbench, course: CourseBuild, variant: str) -> None:
     person, gl = _take_cell(wb, course)
     wb.reset_cell(course, gl, person)
+    note = "work done in a manual account with the same e-mail (other case)"
+    if variant == "roster_email":
+        # The linked account kept an old address; the LMS roster (NRPS email) has the current one, which
+        # the manual account was opened with: the roster's email ties them (design.md, issue 10 §2).
+        account = next(a for a in wb.records.accounts if a.account_id == person.account_id)
+        account.email = f"{person.name.split()[0].lower()}.{account.account_id.lower()}@alumni.example.org"
+        note = "work in a manual account opened with the roster's e-mail; the linked account has an old one"
     manual = wb.new_account(person.email.lower(), person.name, "manual")
     wb.complete(None, manual, gl, score_for(wb, gl), wb.completion_time(course, gl), context=None)
-    wb.plant(_finding("duplicate_account", course, gl, person, account_id=manual,
-                      note="work done in a manual account with the same e-mail (other case)"),
+    wb.plant(_finding("duplicate_account", course, gl, person, account_id=manual, note=note),
              wb.key(course, gl, person))
 
 
 def launched_outside_course(wb: Workbench, course: CourseBuild, variant: str,
                             siblings: list[CourseBuild]) -> None:
+    if variant == "never_launched":
+        # A roster learner who never launched the tool from the LMS (no identity): their work sits in a
+        # manual account opened with the roster's email (NRPS `email`), found case-insensitively (issue 10 §2).
+        gl = wb.rng.choice(course.links)
+        member = wb.unlinked_learner(course)
+        manual = wb.new_account(member.email.lower(), member.name, "manual")
+        wb.complete(None, manual, gl, score_for(wb, gl), wb.completion_time(course, gl), context=None)
+        wb.plant(PlantedFinding("launched_outside_course", course.reg.name, course.tool.context_id,
+                                gl.link.resource_link_id, member.user_id, manual,
+                                "never launched from the LMS: work in a manual account with the roster's e-mail"),
+                 (course.reg.name, course.tool.context_id, gl.link.resource_link_id, member.user_id))
+        return
     person, gl = _take_cell(wb, course)
     wb.reset_cell(course, gl, person)
     if variant == "other_course":
@@ -180,7 +198,17 @@ def manual_grade_conflict(wb: Workbench, course: CourseBuild, variant: str) -> N
     person, gl = _take_cell(wb, course)
     assert gl.item is not None
     ratio = gl.item.score_maximum / gl.activity_max
-    if variant == "stale":
+    if variant == "no_log":
+        # The LMS holds an old score of the tool's, but the passback log no longer holds the cell (a
+        # rotated or partial log): nothing proves the value is the tool's, so it may be a person's
+        # (design.md manual_grade_conflict; issue 10 §1) and is never resent without approval.
+        wb.reset_cell(course, gl, person)
+        s_old, p1 = _first_accepted(wb, course, gl, person)
+        wb.records.passbacks.pop(wb.key(course, gl, person), None)
+        c2 = (p1 + timedelta(days=1) + wb.jitter(0, 3600)).replace(microsecond=0)
+        wb.complete(course, person.account_id, gl, _different(wb, gl, s_old, above=s_old), c2)
+        note = "the LMS shows a score the passback log does not hold (log rotated); the completion differs"
+    elif variant == "stale":
         wb.reset_cell(course, gl, person)
         s_old, p1 = _first_accepted(wb, course, gl, person)
         c2 = (p1 + timedelta(days=1) + wb.jitter(0, 3600)).replace(microsecond=0)
@@ -205,11 +233,18 @@ def score_mismatch(wb: Workbench, course: CourseBuild, variant: str) -> None:
     person, gl = _take_cell(wb, course)
     wb.reset_cell(course, gl, person)
     s_old, p1 = _first_accepted(wb, course, gl, person)
+    note = "LMS holds the older accepted score; the completion improved later, never sent"
+    if variant == "self_collision":
+        # The tool sent the same score twice within one second: Moodle compares whole seconds with `>=`
+        # and refuses the second with 409 (§4.3, §10). The refusal is the tool colliding with itself,
+        # not a person's later grade, so the cell stays a plain score_mismatch (issue 10 §1).
+        first_second = p1.replace(microsecond=0)
+        wb.post(course, gl, person, s_old, first_second + timedelta(milliseconds=700), Outcome.stale,
+                stored_at=first_second)
+        note += "; a duplicate send in the same second was refused 409 (the tool's own collision)"
     c2 = (p1 + timedelta(days=1) + wb.jitter(0, 3600)).replace(microsecond=0)
     wb.complete(course, person.account_id, gl, _different(wb, gl, s_old, above=s_old), c2)
-    wb.plant(_finding("score_mismatch", course, gl, person,
-                      note="LMS holds the older accepted score; the completion improved later, never sent"),
-             wb.key(course, gl, person))
+    wb.plant(_finding("score_mismatch", course, gl, person, note=note), wb.key(course, gl, person))
 
 
 def missing_in_lms(wb: Workbench, course: CourseBuild, variant: str) -> None:
@@ -221,6 +256,9 @@ def missing_in_lms(wb: Workbench, course: CourseBuild, variant: str) -> None:
     if variant == "server_error":
         wb.post(course, gl, person, score, at + wb.jitter(3, 240), Outcome.server_error)
         note = "the passback failed with a 5xx and was never retried"
+    elif variant == "timed_out":
+        wb.post(course, gl, person, score, at + wb.jitter(3, 240), Outcome.timed_out)
+        note = "the passback timed out (logged with no status) and was never retried"
     else:
         note = "no passback was ever sent"
     wb.plant(_finding("missing_in_lms", course, gl, person, note=note), wb.key(course, gl, person))

@@ -35,6 +35,9 @@ class WorldSpec:
     plants: list[PlantRequest] = field(default_factory=list)
     completion_rate: float = 0.85
     distractors: bool = True
+    # Retake / tool-created item / unlinked-learner distractors (sandbox_lms/worlds/distractors.py): off
+    # for bench worlds, whose courses keep an exact shape.
+    cross_course_distractors: bool = True
 
 
 # variant → profiles that can produce it (None = any). Sources: lti-platform-behavior.md.
@@ -51,20 +54,25 @@ VARIANTS: dict[tuple[str, str], frozenset[str] | None] = {
     ("not_learner", "inactive"): frozenset({"canvas", "d2l", "blackboard", "spec"}),
     ("not_learner", "absent"): None,
     ("duplicate_account", "manual_account"): None,
+    ("duplicate_account", "roster_email"): None,                       # the roster's email ties the accounts
     ("launched_outside_course", "no_context"): None,
     ("launched_outside_course", "other_course"): None,
+    ("launched_outside_course", "never_launched"): None,               # no identity; found by roster email
     ("outside_course_dates", "after_end"): None,
     ("outside_course_dates", "before_start"): None,
     ("outside_course_dates", "after_item_end"): frozenset({"d2l", "spec"}),  # items with endDateTime
     ("manual_grade_conflict", "edited"): None,
     ("manual_grade_conflict", "stale"): frozenset({"canvas", "moodle"}),   # Canvas 400 / Moodle 409 (§4.6)
+    ("manual_grade_conflict", "no_log"): None,                         # LMS value not in the passback log
+    ("score_mismatch", "self_collision"): frozenset({"moodle"}),       # whole-second 409 on a duplicate send
     ("score_mismatch", "improved"): None,
     ("missing_in_lms", "none"): None,
     ("missing_in_lms", "server_error"): None,
+    ("missing_in_lms", "timed_out"): None,                             # logged with no status
 }
 FALLBACK = {("course_unreachable", "concluded"): "tool_removed", ("item_not_active", "refused"): "heuristic",
             ("not_learner", "inactive"): "absent", ("outside_course_dates", "after_item_end"): "after_end",
-            ("manual_grade_conflict", "stale"): "edited"}
+            ("manual_grade_conflict", "stale"): "edited", ("score_mismatch", "self_collision"): "improved"}
 
 
 def supports(profile: str, category: str, variant: str) -> bool:
@@ -90,6 +98,12 @@ TINY_PLANTS = [
     _p("manual_grade_conflict", "edited", "moodle"),
     _p("score_mismatch", "improved", "canvas"),
     _p("missing_in_lms", "none", "moodle"),
+    # issue 10: values the tool is not known to have sent, records as a real tool writes them
+    _p("manual_grade_conflict", "no_log", "canvas"),
+    _p("score_mismatch", "self_collision", "moodle"),
+    _p("missing_in_lms", "timed_out", "canvas"),
+    _p("launched_outside_course", "never_launched", "moodle"),
+    _p("duplicate_account", "roster_email", "canvas"),
 ]
 
 DEMO_PLANTS = [
@@ -129,6 +143,15 @@ DEMO_PLANTS = [
     _p("missing_in_lms", "none", "moodle"),
     _p("missing_in_lms", "none", "blackboard"),
     _p("missing_in_lms", "server_error", "d2l"),
+    _p("manual_grade_conflict", "no_log", "canvas"),
+    _p("manual_grade_conflict", "no_log", "moodle"),
+    _p("score_mismatch", "self_collision", "moodle"),
+    _p("missing_in_lms", "timed_out", "canvas"),
+    _p("missing_in_lms", "timed_out", "moodle"),
+    _p("launched_outside_course", "never_launched", "canvas"),
+    _p("launched_outside_course", "never_launched", "moodle"),
+    _p("duplicate_account", "roster_email", "canvas"),
+    _p("duplicate_account", "roster_email", "moodle"),
 ]
 
 
@@ -168,7 +191,7 @@ def bench(courses: int = 100, items: int = 10, learners: int = 30, profiles: tup
     regs += [RegPlan(f"{p}-noscore", p, 1, learners=(min(learners, 8),) * 2, items=(min(items, 2),) * 2,
                      score_revoked=True) for p in profiles[:1]]
     repeat = max(1, courses // 50)
-    return WorldSpec("bench", regs, DEMO_PLANTS * repeat)
+    return WorldSpec("bench", regs, DEMO_PLANTS * repeat, cross_course_distractors=False)
 
 
 SIZES = ("tiny", "demo", "large", "bench")

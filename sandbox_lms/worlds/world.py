@@ -66,7 +66,7 @@ class World:
             "account_id": c.account_id, "activity_id": c.activity_id, "score_given": num(c.score_given),
             "score_maximum": num(c.score_maximum), "completed_at": iso(c.completed_at),
             "platform": c.platform or "", "context_id": c.context_id or "", "resource_link_id": c.resource_link_id or "",
-        } for c in r.completions.values()]
+        } for c in [*r.completions.values(), *r.extra_completions]]
         log = sorted((p for cell in r.passbacks.values() for p in cell), key=lambda p: p.timestamp)
         passbacks = []
         item_urls: dict[tuple[str, str, int], str] = {}
@@ -76,7 +76,9 @@ class World:
             cell = (p.platform, p.context_id, p.item_id)
             if cell not in item_urls:
                 item_urls[cell] = urls.line_item_url(base_url, reg, p.context_id, p.item_id)
-            if p.outcome is Outcome.accepted:
+            if p.outcome is Outcome.timed_out:
+                status, body = "", ""                  # no answer: the log keeps the row, empty status
+            elif p.outcome is Outcome.accepted:
                 # A success differs between users of one item only by the user id (Canvas resultUrl):
                 # ask the profile once per item for a probe user and substitute (checked by a test).
                 if cell not in accepted:
@@ -87,7 +89,8 @@ class World:
                 status, body = self._answer(base_url, p, p.lms_user_id)
             passbacks.append({
                 "account_id": p.account_id, "platform": p.platform, "context_id": p.context_id,
-                "resource_link_id": p.resource_link_id, "line_item_id": item_urls[cell], "lms_user_id": p.lms_user_id,
+                "resource_link_id": "" if p.no_link else p.resource_link_id, "line_item_id": item_urls[cell],
+                "lms_user_id": p.lms_user_id,
                 "score_given": num(p.score_given), "score_maximum": num(p.score_maximum),
                 "timestamp": iso(p.timestamp, ms=True), "status_code": str(status), "response": body,
             })
@@ -128,7 +131,8 @@ class World:
             "registrations": {r.name: r.profile for r in regs},
             "courses": len(courses), "members": sum(len(c.members) for c in courses),
             "line_items": len(items), "results": sum(len(li.results) for li in items),
-            "accounts": len(self.records.accounts), "completions": len(self.records.completions),
+            "accounts": len(self.records.accounts),
+            "completions": len(self.records.completions) + len(self.records.extra_completions),
             "passbacks": sum(len(v) for v in self.records.passbacks.values()),
             "expected_grades": self.expected_grades, "expected_in_sync": self.expected_grades - audited_gaps,
             "planted": self.planted_counts(), "planted_total": len(self.ground_truth),

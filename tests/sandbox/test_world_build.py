@@ -35,8 +35,8 @@ def _link(world, f):
 
 
 def _linked_account(world, f):
-    return next(i.account_id for i in world.records.identities
-                if i.platform == f.platform and i.lms_user_id == f.lms_user_id)
+    return next((i.account_id for i in world.records.identities
+                 if i.platform == f.platform and i.lms_user_id == f.lms_user_id), None)
 
 
 def _cell_log(world, f):
@@ -208,12 +208,18 @@ def test_each_planted_case_has_its_preconditions_in_the_data(demo):
                 assert (comp.platform, comp.context_id) == (f.platform, f.context_id) and res is None
                 continue
             assert member is not None and LEARNER in member.roles and member.status == "Active"
+            emails = {a.account_id: a.email for a in demo.records.accounts}
             if f.category == "duplicate_account":
                 assert (linked, act) not in demo.records.completions and f.account_id != linked
-                emails = {a.account_id: a.email for a in demo.records.accounts}
                 assert emails[f.account_id] != emails[linked]
-                assert emails[f.account_id].lower() == emails[linked].lower()
+                # the same person: by the linked account's e-mail, or by the roster's (NRPS) e-mail
+                assert emails[f.account_id].lower() in (emails[linked].lower(), member.email.lower())
                 assert res is None
+                continue
+            if linked is None:
+                # never launched from the LMS: found through the roster's e-mail only
+                assert f.category == "launched_outside_course" and emails[f.account_id] == member.email.lower()
+                assert comp.context_id is None and res is None
                 continue
             assert f.account_id == linked
             if f.category == "launched_outside_course":
@@ -227,7 +233,10 @@ def test_each_planted_case_has_its_preconditions_in_the_data(demo):
                 continue
             assert inside
             accepted = [p for p in log if p.outcome is Outcome.accepted]
-            if f.category == "manual_grade_conflict":
+            if f.category == "manual_grade_conflict" and not log:
+                # the LMS value is not in the passback log at all (log rotated): not known to be the tool's
+                assert res is not None and res.result_score is not None
+            elif f.category == "manual_grade_conflict":
                 assert res is not None and not res.by_tool and res.scoring_user_id
                 assert (log and log[-1].outcome is Outcome.stale) or (
                     accepted and abs(accepted[-1].score_given / accepted[-1].score_maximum
@@ -239,7 +248,7 @@ def test_each_planted_case_has_its_preconditions_in_the_data(demo):
                 assert res.stored_at <= last.timestamp and comp.completed_at > last.timestamp
                 assert abs(comp.score_given / comp.score_maximum - last.score_given / last.score_maximum) > 0.005
             elif f.category == "missing_in_lms":
-                assert res is None and all(p.outcome is Outcome.server_error for p in log)
+                assert res is None and all(p.outcome in (Outcome.server_error, Outcome.timed_out) for p in log)
     assert set(seen) == set(CATEGORIES)
 
 

@@ -92,6 +92,9 @@ def test_passback_answers_equal_the_profiles_own_answer_per_row():
     assert PROBE_USER not in "".join(r["response"] for r in rows)
     log = sorted((p for cell in world.records.passbacks.values() for p in cell), key=lambda p: p.timestamp)
     for p, row in zip(log, rows):
+        if p.outcome is Outcome.timed_out:
+            assert (row["status_code"], row["response"]) == ("", "")      # no answer: kept without one
+            continue
         assert (row["status_code"], row["response"]) == tuple(
             map(str, world._answer("http://127.0.0.1:1", p, p.lms_user_id)))
         if p.outcome is Outcome.accepted:

@@ -8,6 +8,7 @@ from datetime import datetime
 
 import pytest
 
+from sandbox_lms import urls
 from sandbox_lms.state import LEARNER, SCOPE_SCORE
 from sandbox_lms.worlds import build_world
 from sandbox_lms.worlds.answers import Outcome
@@ -39,8 +40,29 @@ def _refused_inactive(profile, status, body):
 
 
 def _refused_stale(profile, status, body):
+    if status is None:
+        return False
     return (profile == "canvas" and status == 400 and "before last updated timestamp" in body) or \
            (profile == "moodle" and status == 409)
+
+
+def _status(p) -> int | None:
+    return int(p["status_code"]) if p["status_code"] else None      # empty: the POST timed out
+
+
+def _ok(p) -> bool:
+    st = _status(p)
+    return st is not None and 200 <= st < 300
+
+
+def _self_collision(profile, refused, cell) -> bool:
+    """A stale refusal explained by another send of the tool's own that may have landed at or after
+    its timestamp, at the platform's resolution (Moodle: whole seconds)."""
+    def at(p):
+        t = _ts(p["timestamp"]).timestamp()
+        return int(t) if profile == "moodle" else round(t, 3)
+    return any(p is not refused and (_status(p) is None or _ok(p) or _status(p) >= 500) and at(p) >= at(refused)
+               for p in cell)
 
 
 def oracle(world) -> dict[str, str | None]:
@@ -54,17 +76,25 @@ def oracle(world) -> dict[str, str | None]:
     ident = defaultdict(dict)                     # platform → lms_user_id → account
     for i in rows["identities"]:
         ident[i["platform"]][i["lms_user_id"]] = i["account_id"]
-    comps = defaultdict(dict)                     # activity → account → completion row
+    linked_anywhere = {(i["platform"], i["account_id"]) for i in rows["identities"]}
+    comps = defaultdict(lambda: defaultdict(list))   # activity → account → completion rows (one per context)
     for c in rows["completions"]:
-        comps[c["activity_id"]][c["account_id"]] = c
+        comps[c["activity_id"]][c["account_id"]].append(c)
     pbs = defaultdict(list)
     for p in rows["passbacks"]:
-        pbs[(p["platform"], p["context_id"], p["resource_link_id"], p["lms_user_id"])].append(p)
-        pbs[(p["platform"], p["context_id"], p["resource_link_id"])].append(p)
+        # a row without a resource link belongs to its line item's cells
+        pbs[(p["platform"], p["context_id"], p["resource_link_id"] or p["line_item_id"], p["lms_user_id"])].append(p)
+        pbs[(p["platform"], p["context_id"], p["resource_link_id"] or p["line_item_id"])].append(p)
     out: dict[str, str | None] = {}
 
     def emit(cat, plat, ctx, rl=None, user=None, account=None):
         out[f"{cat}|{plat}|{ctx}|{rl or ''}|{user or ''}"] = account
+
+    def pick(plat, ctx, act, acc):
+        """The account's completion for this course: launched from it, else the latest."""
+        mine = comps[act].get(acc) or []
+        here = [c for c in mine if (c["platform"], c["context_id"]) == (plat, ctx)]
+        return max(here or mine, key=lambda c: _ts(c["completed_at"])) if mine else None
 
     for course_row in rows["courses"]:
         plat, ctx = course_row["platform"], course_row["context_id"]
@@ -83,31 +113,48 @@ def oracle(world) -> dict[str, str | None]:
                   and lk["graded"] == "true"]
         for lk in graded:
             rl, act = lk["resource_link_id"], lk["activity_id"]
-            item = next((li for li in items if li.resource_link_id == rl), None)
+            bound = [li for li in items if li.resource_link_id == rl]
+            item = bound[0] if len(bound) == 1 else None
             if item is None:
-                emit("link_not_graded", plat, ctx, rl)
-                continue
-            # expected grades: (a) roster learners via any same-email account, (b) linked accounts
-            # whose completion carries (P, C)
+                # not bound: the line item the tool's passbacks for the link posted to
+                targets = [p["line_item_id"] for p in pbs.get((plat, ctx, rl), []) if p["resource_link_id"] == rl]
+                item = next((li for li in (bound or items)
+                             if urls.line_item_url(BASE, reg, ctx, li.id) in targets), None)
+            if item is None:
+                if not bound:
+                    emit("link_not_graded", plat, ctx, rl)
+                continue                          # several bound and none posted to: unverified
+            item_url = urls.line_item_url(BASE, reg, ctx, item.id)
+            # expected grades: (a) roster learners via any same-email account (the linked account's
+            # e-mail, or the roster's own when none is linked), (b) linked accounts whose completion
+            # carries (P, C)
             expected: dict[str, tuple[str, dict]] = {}
             for uid, m in members.items():
-                if LEARNER not in m.roles or uid not in ident[plat]:
+                if LEARNER not in m.roles:
                     continue
-                acc = ident[plat][uid]
-                if acc in comps[act]:
-                    expected[uid] = (acc, comps[act][acc])
+                acc = ident[plat].get(uid)
+                own = pick(plat, ctx, act, acc) if acc else None
+                if own is not None:
+                    expected[uid] = (acc, own)
                     continue
-                others = [a for a in by_email.get(email.get(acc, ""), []) if a != acc and a in comps[act]]
-                if others:
-                    best = max(others, key=lambda a: _ts(comps[act][a]["completed_at"]))
-                    expected[uid] = (best, comps[act][best])
+                mails = {e for e in (email.get(acc or ""), (m.email or "").lower()) if e}
+                others = sorted({a for e in mails for a in by_email.get(e, []) if a != acc
+                                 and (acc is not None or (plat, a) not in linked_anywhere)})
+                found = [(a, pick(plat, ctx, act, a)) for a in others if pick(plat, ctx, act, a)]
+                if found:
+                    here = [f for f in found if (f[1]["platform"], f[1]["context_id"]) == (plat, ctx)]
+                    best = max(here or found, key=lambda f: _ts(f[1]["completed_at"]))
+                    expected[uid] = best
             for uid, acc in ident[plat].items():
-                c = comps[act].get(acc)
-                if c and c["platform"] == plat and c["context_id"] == ctx and uid not in expected:
+                c = pick(plat, ctx, act, acc)
+                if c and uid not in expected and any((x["platform"], x["context_id"]) == (plat, ctx)
+                                                     for x in comps[act][acc]):
                     expected[uid] = (acc, c)
             results = _visible_results(reg.profile, item)
-            log = sorted(pbs.get((plat, ctx, rl), []), key=lambda p: _ts(p["timestamp"]))
-            if log and _refused_inactive(reg.profile, int(log[-1]["status_code"]), log[-1]["response"]):
+            log = sorted(pbs.get((plat, ctx, rl), []) + pbs.get((plat, ctx, item_url), []),
+                         key=lambda p: _ts(p["timestamp"]))
+            answered = [p for p in log if _status(p) is not None]
+            if answered and _refused_inactive(reg.profile, _status(answered[-1]), answered[-1]["response"]):
                 emit("item_not_active", plat, ctx, rl)
                 continue
             others_scored = any(_visible_results(reg.profile, li) for li in items if li is not item)
@@ -120,25 +167,29 @@ def oracle(world) -> dict[str, str | None]:
                 if res is not None and abs(res.result_score / (res.result_maximum or 1) - tool) <= 0.005:
                     continue
                 m = members.get(uid)
-                linked = ident[plat][uid]
-                cell = sorted(pbs.get((plat, ctx, rl, uid), []), key=lambda p: _ts(p["timestamp"]))
-                accepted = [p for p in cell if 200 <= int(p["status_code"]) < 300]
+                linked = ident[plat].get(uid)
+                cell = sorted(pbs.get((plat, ctx, rl, uid), []) + pbs.get((plat, ctx, item_url, uid), []),
+                              key=lambda p: _ts(p["timestamp"]))
+                accepted = [p for p in cell if _ok(p)]
+                last_answer = [p for p in cell if _status(p) is not None][-1:]
                 at = _ts(c["completed_at"])
+                stale = bool(last_answer) and _refused_stale(reg.profile, _status(last_answer[0]), last_answer[0]["response"]) \
+                    and not _self_collision(reg.profile, last_answer[0], cell)
                 if m is None or LEARNER not in m.roles or m.status != "Active":
                     cat = "not_learner"
-                elif linked not in comps[act]:
+                elif linked is not None and acc != linked:
                     cat = "duplicate_account"
                 elif c["platform"] != plat or c["context_id"] != ctx:
                     cat = "launched_outside_course"
                 elif at < starts or at > ends or (item.start_date_time and at < item.start_date_time) \
                         or (item.end_date_time and at > item.end_date_time):
                     cat = "outside_course_dates"
-                elif (cell and _refused_stale(reg.profile, int(cell[-1]["status_code"]), cell[-1]["response"])) or (
-                        res is not None and (
-                            res.scoring_user_id is not None
-                            or (accepted and abs(float(accepted[-1]["score_given"]) / float(accepted[-1]["score_maximum"])
-                                                 - res.result_score / res.result_maximum) > 0.005)
-                            or (accepted and int(res.stored_at.timestamp()) > int(_ts(accepted[-1]["timestamp"]).timestamp())))):
+                elif stale or (res is not None and (
+                        res.scoring_user_id is not None
+                        or not accepted
+                        or abs(float(accepted[-1]["score_given"]) / float(accepted[-1]["score_maximum"])
+                               - res.result_score / res.result_maximum) > 0.005
+                        or int(res.stored_at.timestamp()) > int(_ts(accepted[-1]["timestamp"]).timestamp()))):
                     cat = "manual_grade_conflict"
                 elif res is not None:
                     cat = "score_mismatch"
