@@ -1,11 +1,21 @@
-"""Start the sandbox LMS: in a background thread for tests and benchmarks, or in the foreground for the CLI."""
+"""Start the sandbox LMS: in a background thread for tests and benchmarks, or in the foreground for the CLI.
+
+Status-line reason phrases: Moodle 5.1 puts the text of a score refusal only in the HTTP reason phrase
+(`HTTP/1.0 400 Incorrect score received{…}`, body `[]`; lti-platform-behavior.md §10), and ASGI has no
+way to say a reason phrase. A profile that needs one sets the response header `x-sandbox-reason`
+(REASON_HEADER); `ReasonPhraseH11Protocol` strips that header and writes its value as the reason phrase.
+Without the header, uvicorn's standard phrase ("Bad Request", …) is sent as before.
+"""
 from __future__ import annotations
 
 import socket
 import threading
 import time
+from typing import Any
 
+import h11
 import uvicorn
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from sandbox_lms.app import build_app
 from sandbox_lms.control import SandboxControl
@@ -13,8 +23,39 @@ from sandbox_lms.runtime import Counters, Runtime
 from sandbox_lms.state import LmsState
 
 
+REASON_HEADER = b"x-sandbox-reason"
+
+
+class _ReasonPhraseConnection:
+    """An h11.Connection whose `send` turns an `x-sandbox-reason` response header into the reason phrase."""
+
+    def __init__(self, conn: h11.Connection) -> None:
+        self._conn = conn
+
+    def send(self, event: Any) -> bytes | None:
+        if isinstance(event, h11.Response):
+            reason = [v for k, v in event.headers if k.lower() == REASON_HEADER]
+            if reason:
+                headers = [(k, v) for k, v in event.headers if k.lower() != REASON_HEADER]
+                event = h11.Response(status_code=event.status_code, headers=headers, reason=reason[-1],
+                                     http_version=event.http_version)
+        return self._conn.send(event)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._conn, name)
+
+
+class ReasonPhraseH11Protocol(H11Protocol):
+    """uvicorn's h11 protocol, able to send a profile's own reason phrase (see the module docstring)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.conn = _ReasonPhraseConnection(self.conn)      # type: ignore[assignment]
+
+
 def _config(state: LmsState, runtime: Runtime, host: str, port: int) -> uvicorn.Config:
     return uvicorn.Config(build_app(state, runtime), host=host, port=port, log_level="warning",
+                          http=ReasonPhraseH11Protocol,
                           access_log=False, lifespan="off", timeout_graceful_shutdown=1,
                           backlog=512, timeout_keep_alive=30)
 
