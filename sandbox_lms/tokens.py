@@ -93,4 +93,4 @@ async def token_endpoint(request: Request, reg: Registration, profile: Profile, 
     value, issued = rt.issue_token(reg, granted)
     return json_response({"access_token": value, "token_type": "Bearer",
                           "expires_in": reg.faults.token_lifetime_s, "scope": " ".join(sorted(granted))},
-                         headers={"Cache-Control": "no-store"})
+                         media_type=profile.token_media_type, headers={"Cache-Control": "no-store"})

@@ -77,6 +77,7 @@ class Profile:
     iat_max_age_s: int | None = 300          # Canvas oauth2_jwt_iat_ago_in_seconds (§1.2), used as the norm
     iat_future_s: int = 30                   # Canvas oauth2_jwt_iat_future_buffer (§1.2)
     all_or_nothing_scopes = False            # RFC 6749 §3.3: the server MAY grant fewer and says so in `scope`
+    token_media_type = "application/json"    # RFC 6749 §5.1 (Moodle 5.1's token.php sends text/html, §10)
     # --- scores ---
     policy = ScorePolicy()
     timestamp_needs_zone = True              # AGS §4.7: ISO 8601 "with a sub-second precision" and a zone

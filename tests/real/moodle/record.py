@@ -122,6 +122,11 @@ def record_all(w: RealWorld) -> list[Recording]:
                         "18/20 on an item whose maximum is 10"))
     add(wire.post_score(quiz_item, score, _score(w.uid("s3"), 96, 100, now + 1), "score_wrong_content_type",
                         "Content-Type application/json", content_type="application/json"))
+    add(wire.post_score(quiz_item, score, _score(w.uid("s3"), 96, 100, now + 1), "score_content_type_with_charset",
+                        "score media type with a charset parameter",
+                        content_type=MEDIA["score"] + "; charset=utf-8"))
+    add(wire.post_score(quiz_item, score, _score(w.uid("s3"), 97, 100, now + 1), "score_same_second_other_value",
+                        "same whole second as the score just accepted for this learner, another value"))
     bad = _score(w.uid("s3"), 96, 100, now + 2)
     del bad["gradingProgress"]
     add(wire.post_score(quiz_item, score, bad, "score_missing_field", "gradingProgress missing"))
