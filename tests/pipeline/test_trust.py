@@ -67,10 +67,10 @@ def test_resync_never_posts_over_a_value_the_tool_did_not_send_on_any_vendor(tmp
         "canvas-main", "moodle-main", "d2l-main", "blackboard-main"}
     assert posted, "the resync sent nothing"
     for p in posted:
-        cell = (p.platform, p.context_id, p.item_id, p.body.get("userId"))
+        cell = (p.registration, p.context_id, p.item_id, p.body.get("userId"))
         assert cell in allowed, f"POST to a cell the audit did not queue for a resync: {cell}"
         assert "comment" not in p.body, "a resync must not replace the learner-visible feedback"
-        if p.platform.startswith("canvas"):
+        if p.registration.startswith("canvas"):
             ext = p.body.get("https://canvas.instructure.com/lti/submission", {})
             assert ext.get("prioritize_non_tool_grade") is True, p.body
     for cell in manual:
