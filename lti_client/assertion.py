@@ -13,8 +13,12 @@ import jwt
 
 from lti_client.registration import PlatformRegistration
 
-# Canvas rejects an `iat` more than 30 s in the future and older than 300 s (§1.2, jwt_validator.rb):
-# backdating 5 s absorbs small clock skew, and `exp` stays well inside Canvas's window.
+# `iat` 5 s in the past, like pylti1p3's `now - 5` (§1.2): Moodle's php-jwt has no leeway and refuses
+# an iat in its future ("Cannot handle token prior to …", §1.5), so a platform clock a few seconds
+# behind ours must not reject us; Canvas accepts iat up to 300 s old and 30 s ahead (jwt_validator.rb).
+# A short `exp` (pylti1p3: 60 s): the assertion is used once, right away; 120 s leaves room for a slow
+# token endpoint while staying far inside Canvas's 300 s iat window. A platform clock more than ~2 min
+# ahead refuses it as expired: that is a clock fault the audit reports (CredentialFault.clock).
 IAT_BACKDATE_S = 5
 LIFETIME_S = 120
 

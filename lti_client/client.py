@@ -9,6 +9,7 @@ import asyncio
 import json
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from typing import Any, TypeVar
 from urllib.parse import urljoin
 
@@ -19,12 +20,12 @@ from lti_client.http import Bearer, Requester
 from lti_client.links import next_link
 from lti_client.parse import (container_items, parse_line_item, parse_member, parse_result,
                               score_body)
+from lti_client.read_access import SCOPE_NOT_GRANTED, ReadAccess, closed_error
 from lti_client.registration import PlatformRegistration
 from lti_client.tokens import TokenManager
-from lti_client.types import (READ_SCOPES, SCOPE_LINEITEM, SCOPE_LINEITEM_READONLY, SCOPE_NRPS,
-                              SCOPE_RESULT_READONLY, SCOPE_SCORE, Endpoint, ErrorKind, LineItem, Member,
-                              RequestStats, Result, Score, TokenGrant)
-from lti_client.urls import service_url, with_params
+from lti_client.types import (SCOPE_SCORE, Endpoint, ErrorKind, LineItem, Member, RequestStats, Result,
+                              Score, TokenGrant, TokenRefusal)
+from lti_client.urls import redact_url, service_url, with_params
 from lti_client.vendors import profile_for
 
 T = TypeVar("T")
@@ -64,6 +65,7 @@ class LtiClient:
             max_retries=max_retries, backoff_base=backoff_base, backoff_cap=backoff_cap,
             clock=clock, sleep=sleep)
         self._tokens = TokenManager(registration, self._requester, clock)
+        self._reads = ReadAccess(self._tokens, split=self.profile.scopes_all_or_nothing)
 
     async def __aenter__(self) -> "LtiClient":
         return self
@@ -77,16 +79,21 @@ class LtiClient:
 
     # ---- tokens ---------------------------------------------------------------------------------
     async def read_grant(self) -> TokenGrant:
-        """The grant for READ_SCOPES (line items, results, NRPS); raises LtiError(kind=auth) if refused."""
-        return (await self._tokens.get(READ_SCOPES)).grant
+        """The read scopes (line items, results, NRPS) the platform grants: one token request normally;
+        on an all-or-nothing platform that refuses one of them, smaller sets (`read_access`). Raises
+        LtiError(kind=auth) when nothing at all can be read; `info.refusal` says why (scope refused,
+        credentials rejected) and 5xx/network raise with `unavailable`."""
+        return (await self._reads.plan()).grant
 
     async def score_grant(self) -> TokenGrant:
         """The grant for the score scope, requested on its own (Canvas fails a whole request for one
-        ungranted scope, §1.6). An OAuth refusal is returned as `error`; 5xx/network raise."""
+        ungranted scope, §1.6). An OAuth refusal is returned as `error` (`error.refusal`:
+        scope_refused or credentials_rejected; `grant.refusal_for(SCOPE_SCORE)`); 5xx/network/throttling
+        raise LtiError with `info.refusal = unavailable`."""
         try:
             return (await self._tokens.get(SCORE_SCOPES)).grant
         except LtiError as exc:
-            if exc.kind is ErrorKind.auth:
+            if exc.info.refusal is not TokenRefusal.unavailable:
                 return TokenGrant(requested=SCORE_SCOPES, granted=frozenset(), error=exc.info)
             raise
 
@@ -95,12 +102,15 @@ class LtiClient:
             return (await self._tokens.get(scopes, stale=stale)).access_token
         return bearer
 
-    async def _require_read_scope(self, url: str, *accepted: str) -> None:
-        grant = await self.read_grant()
-        if not any(grant.has(s) for s in accepted):
-            # Moodle drops ungranted scopes silently (§1.6): say so instead of sending a doomed request.
-            raise self._requester.error(ErrorKind.auth, None, "scope_not_granted",
-                                        f"the platform did not grant {accepted[0]}", url)
+    async def _read_scopes(self, url: str, service: Endpoint) -> frozenset[str]:
+        """The scope set whose token reads `service`; raises `scope_not_granted` (kind auth) when the
+        platform keeps that service closed — Moodle drops ungranted scopes silently, Canvas refuses
+        them (§1.6): say so instead of sending a doomed request."""
+        plan = await self._reads.plan()
+        closed = closed_error(plan, service, redact_url(url))
+        if closed is not None:
+            raise LtiError(closed)
+        return plan.tokens[service]
 
     # ---- paging ---------------------------------------------------------------------------------
     async def _list(self, url: str, endpoint: Endpoint, accept: str, parse: Callable[[Any], T],
@@ -111,7 +121,7 @@ class LtiClient:
         seen: set[str] = set()
         records: list[T] = []
         page_url: str | None = url
-        bearer = self._bearer(READ_SCOPES)
+        bearer = self._bearer(await self._read_scopes(url, endpoint))
         body_next_key = self.profile.body_next_page_key if members_key else None
 
         def decode(response: httpx.Response) -> tuple[list[T], str | None]:
@@ -133,12 +143,14 @@ class LtiClient:
             items, body_next = reply.value
             records.extend(items)
             base = str(reply.response.url)
-            page_url = next_link(_link_values(reply.response), base)
+            page_url = next_link([self.profile.link_target(v) for v in _link_values(reply.response)], base)
             if page_url is None and body_next:
                 page_url = urljoin(base, body_next.strip())
         return records
 
     def _page_size(self, endpoint: Endpoint) -> int | None:
+        if endpoint in self.profile.never_paged:
+            return None
         return self.registration.page_size or self.profile.page_sizes.get(endpoint)
 
     # ---- AGS ------------------------------------------------------------------------------------
@@ -147,7 +159,7 @@ class LtiClient:
         """All line items of a container, filtered (server side where the platform reads the filter,
         and again client side, since a platform may ignore a parameter it does not know)."""
         self._requester.check_url(lineitems_url)
-        await self._require_read_scope(lineitems_url, SCOPE_LINEITEM_READONLY, SCOPE_LINEITEM)
+        await self._read_scopes(lineitems_url, Endpoint.line_items)
         params: dict[str, str | int | None] = {"limit": self._page_size(Endpoint.line_items),
                                                "tag": tag, "resource_id": resource_id}
         for name in self.profile.resource_link_params:
@@ -163,7 +175,7 @@ class LtiClient:
         """The results of one line item (optionally of one user)."""
         url = service_url(line_item_id, "results")
         self._requester.check_url(url)
-        await self._require_read_scope(url, SCOPE_RESULT_READONLY)
+        await self._read_scopes(url, Endpoint.results)
         server_filter = user_id if self.profile.server_side_user_filter else None
         params: dict[str, str | int | None] = {"limit": self._page_size(Endpoint.results), "user_id": server_filter}
         results = await self._list(with_params(url, params), Endpoint.results, MEDIA_RESULTS, parse_result)
@@ -178,8 +190,9 @@ class LtiClient:
         if grant.error is not None:
             raise LtiError(grant.error)
         if not grant.has(SCOPE_SCORE):
-            raise self._requester.error(ErrorKind.auth, None, "scope_not_granted",
-                                        f"the platform did not grant {SCOPE_SCORE}", url)
+            refused = self._requester.error(ErrorKind.auth, None, SCOPE_NOT_GRANTED,
+                                            f"the platform did not grant {SCOPE_SCORE}", url)
+            raise LtiError(replace(refused.info, refusal=TokenRefusal.scope_refused))
         extensions = self.profile.score_extensions(score) if vendor_extensions else None
         payload = json.dumps(score_body(score, extensions)).encode()
 
@@ -201,6 +214,6 @@ class LtiClient:
     async def list_members(self, memberships_url: str) -> list[Member]:
         """Every member of a context (NRPS memberships container, all pages)."""
         self._requester.check_url(memberships_url)
-        await self._require_read_scope(memberships_url, SCOPE_NRPS)
+        await self._read_scopes(memberships_url, Endpoint.memberships)
         url = with_params(memberships_url, {"limit": self._page_size(Endpoint.memberships)})
         return await self._list(url, Endpoint.memberships, MEDIA_MEMBERSHIPS, parse_member, members_key="members")

@@ -9,6 +9,7 @@ import json
 from typing import Any
 
 from lti_client.types import ErrorKind, LtiErrorInfo
+from lti_client.vendors.base import blank_body
 
 MAX_MESSAGE_CHARS = 500
 
@@ -75,12 +76,18 @@ def _from_errors_list(items: list[Any]) -> tuple[str | None, str]:
     return (str(etype) if etype else None), "; ".join(parts)
 
 
-def parse_error_body(text: str, status: int | None = None) -> tuple[str | None, str]:
+def parse_error_body(text: str, status: int | None = None, reason: str = "") -> tuple[str | None, str]:
     """(platform error type, message) from an error body: OAuth `{error, error_description}`, Canvas
-    `errors` as an object or an array, other JSON, or plain text (Moodle); never empty."""
+    `errors` as an object or an array, other JSON, or plain text; never empty. A body without text
+    (empty, `[]`, `{}`) gives way to the non-standard reason phrase `reason` when there is one: Moodle
+    5.1 sends its score refusals as `400 Incorrect score received{…}` with body `[]` (§10)."""
     stripped = text.strip()
-    if not stripped:
-        return None, f"HTTP {status} with an empty body" if status else "empty body"
+    if blank_body(stripped):
+        if reason.strip():
+            return None, _truncate(reason)
+        if not stripped:
+            return None, f"HTTP {status} with an empty body" if status else "empty body"
+        return None, f"HTTP {status} with body {stripped}" if status else f"body {stripped}"
     try:
         body = json.loads(stripped)
     except ValueError:

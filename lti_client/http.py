@@ -28,7 +28,7 @@ from lti_client.errors import LtiError, UnsafeUrlError, parse_error_body
 from lti_client.registration import PlatformRegistration
 from lti_client.types import Endpoint, ErrorKind, LtiErrorInfo, RequestStats
 from lti_client.urls import redact_url
-from lti_client.vendors.base import VendorProfile, classify_with
+from lti_client.vendors.base import VendorProfile, blank_body, kind_of, match_rule
 
 log = logging.getLogger("lti_client")
 
@@ -39,6 +39,20 @@ MALFORMED_RETRIES = 2
 RETRY_AFTER_CEILING_S = 120.0
 
 Bearer = Callable[[str | None], Awaitable[str]]   # (stale token or None) -> access token
+
+
+def reason_phrase(response: httpx.Response) -> str:
+    """The status line's reason phrase when the platform wrote its own text there, else "".
+
+    Moodle 5.1 puts its refusal text only there (`HTTP/1.0 400 Incorrect score received{…}`, body `[]`,
+    lti-platform-behavior.md §10). The standard phrase ("Bad Request") says nothing, and HTTP/2 has none
+    (§6.4): no error kind may depend on it alone. Decoded as UTF-8 (httpx's property drops non-ASCII)."""
+    raw = response.extensions.get("reason_phrase")
+    if not raw:
+        return ""
+    phrase = (raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)).strip()
+    standard = httpx.codes.get_reason_phrase(response.status_code)
+    return "" if phrase.lower() == standard.lower() else phrase
 
 
 @dataclass
@@ -201,8 +215,9 @@ class Requester:
                         await self._sleep(self._backoff(attempt))
                         continue
                     raise self.error(ErrorKind.malformed, status, None, f"malformed body: {exc}", url) from None
-            text = response.text
-            kind = classify_with(self.profile, status, text, endpoint)
+            text, reason = response.text, reason_phrase(response)
+            matched = match_rule(self.profile, status, text, endpoint, reason)
+            kind = kind_of(matched, status)
             if status == 401 and bearer is not None and not refreshed:
                 # Expired/revoked token (Canvas "Access token expired", §1.4, §7 #12): refresh once.
                 refreshed, stale = True, token
@@ -221,5 +236,8 @@ class Requester:
                 self.stats.retries += 1
                 await self._sleep(self._backoff(attempt))
                 continue
-            error_type, message = parse_error_body(text, status)
+            error_type, message = parse_error_body(text, status, reason)
+            if matched is not None and matched.note:
+                # The note says what the answer means; the platform's own words follow when it sent any.
+                message = matched.note if blank_body(text) and not reason else f"{matched.note}: {message}"
             raise self.error(kind, status, error_type, message, url)

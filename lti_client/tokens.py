@@ -3,14 +3,15 @@
 lti-platform-behavior.md §1: form-encoded client-credentials POST with a fresh RS256 assertion;
 the granted `scope` is read from the response (Moodle grants a subset silently, §1.6) and a response
 without `scope` means everything requested was granted. A refusal (OAuth error) is remembered for
-the client's lifetime: asking again in the same run would only be refused again.
+the client's lifetime: asking again in the same run would only be refused again — a refused scope set
+for that set, rejected credentials (key, client_id, clock: issue 10 §3) for every set.
 """
 from __future__ import annotations
 
 import asyncio
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import httpx
 
@@ -19,13 +20,18 @@ from lti_client.errors import LtiError
 from lti_client.http import Requester
 from lti_client.parse import BodyShapeError
 from lti_client.registration import PlatformRegistration
-from lti_client.types import Endpoint, ErrorKind, LtiErrorInfo, TokenGrant
+from lti_client.types import CredentialFault, Endpoint, ErrorKind, LtiErrorInfo, TokenGrant, TokenRefusal
+from lti_client.vendors.base import token_refusal
 
 CLIENT_ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 # Refresh this long before `expires_in` runs out (Hypothesis uses 60 s, §7 #12).
 EXPIRY_LEEWAY_S = 60.0
 # Canvas and Moodle issue 3600 s tokens (§1.4); used when a platform omits `expires_in`.
 DEFAULT_EXPIRES_IN_S = 3600.0
+# error_type of an assertion we could not sign (our key file): nothing was sent.
+KEY_UNREADABLE = "key_unreadable"
+# Token answers that say nothing about the tool: another try may succeed.
+_UNAVAILABLE = frozenset({ErrorKind.transient, ErrorKind.throttled, ErrorKind.malformed})
 
 
 @dataclass(frozen=True)
@@ -70,13 +76,18 @@ class TokenManager:
         self._reg, self._requester, self._clock = reg, requester, clock
         self._cache: dict[frozenset[str], CachedToken] = {}
         self._refused: dict[frozenset[str], LtiErrorInfo] = {}
+        # Rejected credentials (key, client_id, clock) are rejected for every scope set: remembered once.
+        self._rejected: LtiErrorInfo | None = None
         self._locks: dict[frozenset[str], asyncio.Lock] = {}
 
     async def get(self, scopes: frozenset[str], *, stale: str | None = None) -> CachedToken:
         """A valid token for `scopes`; `stale` (a token a platform just answered 401 to) is not reused.
-        Raises LtiError(kind=auth) when the token endpoint refuses."""
+        Raises LtiError(kind=auth) when the token endpoint refuses, with `info.refusal` saying whether
+        the scopes or the credentials were refused; 5xx/network/throttling raise with `unavailable`."""
         lock = self._locks.setdefault(scopes, asyncio.Lock())
         async with lock:                     # concurrent callers share one token request
+            if self._rejected is not None:
+                raise LtiError(self._rejected)
             if scopes in self._refused:
                 raise LtiError(self._refused[scopes])
             cached = self._cache.get(scopes)
@@ -90,7 +101,7 @@ class TokenManager:
         try:
             assertion = build_client_assertion(self._reg, self._clock())
         except KeyUnreadable as exc:
-            raise self._requester.error(ErrorKind.auth, None, "key_unreadable", str(exc), self._reg.token_url) from None
+            raise self._requester.error(ErrorKind.auth, None, KEY_UNREADABLE, str(exc), self._reg.token_url) from None
         self._requester.scrub.add(assertion)
         return {
             "grant_type": "client_credentials",
@@ -105,11 +116,24 @@ class TokenManager:
                 "POST", self._reg.token_url, Endpoint.token, decode=_decode_token,
                 headers={"Accept": "application/json"}, form=lambda: self._form(scopes))
         except LtiError as exc:
-            if exc.kind is ErrorKind.auth:
-                self._refused[scopes] = exc.info
-            raise
+            info = self._with_refusal(exc.info)
+            if info.refusal is TokenRefusal.credentials_rejected:
+                self._rejected = info
+            elif info.kind is ErrorKind.auth:
+                self._refused[scopes] = info
+            raise type(exc)(info) from None
         body = reply.value
         self._requester.scrub.add(body.access_token)
         leeway = min(EXPIRY_LEEWAY_S, body.expires_in / 2)
         grant = TokenGrant(requested=scopes, granted=body.scope if body.scope is not None else scopes)
         return CachedToken(body.access_token, self._clock() + body.expires_in - leeway, grant)
+
+    def _with_refusal(self, info: LtiErrorInfo) -> LtiErrorInfo:
+        """`info` with what the refusal means: an OAuth 4xx read by the vendor's token table, anything
+        else (5xx, timeout, throttled, unparsable answer) `unavailable`."""
+        if info.kind in _UNAVAILABLE:
+            return replace(info, refusal=TokenRefusal.unavailable)
+        if info.kind is not ErrorKind.auth:      # e.g. a token URL outside allowed_hosts, a redirect
+            return replace(info, refusal=TokenRefusal.credentials_rejected, credential_fault=CredentialFault.request)
+        refusal, fault = token_refusal(self._requester.profile, info.error_type, info.message)
+        return replace(info, refusal=refusal, credential_fault=fault)

@@ -82,6 +82,59 @@ class TokenGrant:
     def has(self, scope: str) -> bool:
         return scope in self.granted
 
+    def refusal_for(self, scope: str) -> "TokenRefusal | None":
+        """Why `scope` is not usable (None: it was granted). A refusal is `error.refusal`; a grant
+        that silently left `scope` out (Moodle grants a subset, lti-platform-behavior.md §1.6) is
+        `scope_refused`."""
+        if self.error is not None:
+            return self.error.refusal or TokenRefusal.credentials_rejected
+        return None if self.has(scope) else TokenRefusal.scope_refused
+
+
+class TokenRefusal(str, Enum):
+    """What a token endpoint's "no" means for the audit (issue 10 §3, design.md "grades_not_accepted").
+
+    Only `scope_refused` says something about the tool's grade configuration; `credentials_rejected`
+    says the platform does not accept *who we are* (key, client_id, clock, audience) and makes every
+    course of the platform unverified; `unavailable` means we could not find out this time."""
+    scope_refused = "scope_refused"                # OAuth invalid_scope, or a grant without the scope
+    credentials_rejected = "credentials_rejected"  # invalid_client / invalid_grant / bad assertion …
+    unavailable = "unavailable"                    # 5xx, timeout, throttled, unparsable token answer
+
+
+class CredentialFault(str, Enum):
+    """Which credential a `credentials_rejected` refusal points at, i.e. what to fix (`fix`)."""
+    key = "key"                      # signature invalid, unknown kid, key not in the JWKS
+    key_or_client = "key_or_client"  # the platform reports both the same way (Canvas, D2L)
+    client = "client"                # unknown client_id, iss ≠ client_id
+    clock = "clock"                  # iat / exp refused: clock skew
+    audience = "audience"            # aud refused
+    key_file = "key_file"            # our own private key file is unreadable (nothing was sent)
+    request = "request"              # malformed / unsupported token request
+    unknown = "unknown"
+
+    @property
+    def fix(self) -> str:
+        """The fix to name in a "credentials rejected" incident."""
+        return _CREDENTIAL_FIXES[self]
+
+
+_CREDENTIAL_FIXES = {
+    CredentialFault.key: "the platform cannot verify the tool's signature: the key was rotated or the "
+                         "platform holds another public key / JWKS (check the key id)",
+    CredentialFault.key_or_client: "the platform cannot verify the tool's assertion: check the registration's "
+                                   "key (rotated? public key / JWKS on the platform, key id) and its client_id",
+    CredentialFault.client: "the platform does not know this client_id (or iss differs from it): check the "
+                            "registration's client_id and that the tool is still registered",
+    CredentialFault.clock: "the platform refused the assertion's time (iat/exp): fix the tool server's clock (NTP)",
+    CredentialFault.audience: "the platform refused the assertion's audience: check the registration's "
+                              "token_url / audience",
+    CredentialFault.key_file: "the tool's private key file cannot be read or used: fix private_key_file",
+    CredentialFault.request: "the platform refused the token request itself: check the token URL and the "
+                             "registration",
+    CredentialFault.unknown: "the platform refused the tool's credentials: check key, client_id and clock",
+}
+
 
 class ErrorKind(str, Enum):
     """What an LMS error means for the audit, decided by the vendor's error table."""
@@ -102,9 +155,12 @@ class ErrorKind(str, Enum):
 class LtiErrorInfo:
     kind: ErrorKind
     status: int | None
-    error_type: str | None
+    error_type: str | None                   # OAuth `error` code on the token endpoint
     message: str
     url: str | None                          # never carries a token
+    # Token endpoint errors only: what the refusal means and, when credentials were rejected, which.
+    refusal: TokenRefusal | None = None
+    credential_fault: CredentialFault | None = None
 
 
 @dataclass

@@ -4,26 +4,60 @@ from __future__ import annotations
 import asyncio
 
 from lti_client import LtiClient, LtiError
-from lti_client.types import ErrorKind, LtiErrorInfo
+from lti_client.read_access import SCOPE_NOT_GRANTED
+from lti_client.types import ErrorKind, LtiErrorInfo, Result
 
 from gradesync.diagnosis.inputs import CourseSnapshot
 
+# Answers on ONE results URL that say nothing about the course: Moodle 5.1 answers a results URL it
+# cannot serve with 404 + an HTML page (lti-platform-behavior.md §10), Canvas a deleted assignment with
+# 404 and an empty body (§2.2); an unparsable page, a paging loop, a results scope the platform did not
+# grant. The item is unverified; its course is still audited.
+_ITEM_KINDS = frozenset({ErrorKind.malformed, ErrorKind.paging_loop, ErrorKind.unsafe_url, ErrorKind.other})
+
+
+def item_level(err: LtiError) -> bool:
+    """True when a results read failed for that line item only (see _ITEM_KINDS); 401/403/422 (the
+    course), throttling and transient faults (retried as a course) are not."""
+    info = err.info
+    if info.status == 404 or info.kind in _ITEM_KINDS:
+        return True
+    return info.kind is ErrorKind.auth and info.error_type == SCOPE_NOT_GRANTED
+
+
+async def _item_results(client: LtiClient, line_item_id: str) -> list[Result] | LtiErrorInfo:
+    try:
+        return await client.list_results(line_item_id)
+    except LtiError as err:
+        if item_level(err):
+            return err.info
+        raise
+
 
 async def extract_course(client: LtiClient, lineitems_url: str, memberships_url: str) -> CourseSnapshot:
-    """Read everything the diagnosis needs for one course. Raises the first LtiError; sibling requests
-    are cancelled (TaskGroup) so a failed course stops spending the platform's request budget."""
+    """Read everything the diagnosis needs for one course. A line-items or memberships failure raises
+    the first LtiError (sibling requests are cancelled by the TaskGroup, so a failed course stops
+    spending the platform's request budget); a results failure of one line item (`item_level`) goes
+    into `item_errors` and the other items are still read."""
     try:
         async with asyncio.TaskGroup() as tg:
             items_task = tg.create_task(client.list_line_items(lineitems_url))
             members_task = tg.create_task(client.list_members(memberships_url))
         line_items = items_task.result()
         async with asyncio.TaskGroup() as tg:
-            result_tasks = [tg.create_task(client.list_results(li.id)) for li in line_items]
+            result_tasks = [tg.create_task(_item_results(client, li.id)) for li in line_items]
     except* LtiError as group:
         raise group.exceptions[0] from None
-    return CourseSnapshot(line_items=line_items,
-                          results={li.id: t.result() for li, t in zip(line_items, result_tasks)},
-                          members=members_task.result())
+    results: dict[str, list[Result]] = {}
+    item_errors: dict[str, LtiErrorInfo] = {}
+    for li, task in zip(line_items, result_tasks):
+        outcome = task.result()
+        if isinstance(outcome, LtiErrorInfo):
+            item_errors[li.id] = outcome
+        else:
+            results[li.id] = outcome
+    return CourseSnapshot(line_items=line_items, results=results, members=members_task.result(),
+                          item_errors=item_errors)
 
 
 def failed_snapshot(err: BaseException) -> CourseSnapshot:

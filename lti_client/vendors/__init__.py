@@ -2,9 +2,9 @@
 from __future__ import annotations
 
 from lti_client.registration import Vendor
-from lti_client.types import Endpoint, ErrorKind
+from lti_client.types import CredentialFault, Endpoint, ErrorKind, TokenRefusal
 from lti_client.vendors import blackboard, canvas, d2l, generic, moodle
-from lti_client.vendors.base import ErrorRule, VendorProfile, classify_with
+from lti_client.vendors.base import ErrorRule, VendorProfile, classify_with, token_refusal
 
 PROFILES: dict[Vendor, VendorProfile] = {
     Vendor.canvas: canvas.PROFILE,
@@ -21,10 +21,17 @@ def profile_for(vendor: Vendor | str) -> VendorProfile:
 
 
 def classify(vendor: Vendor | str, status: int, body: str | bytes | None,
-             endpoint: Endpoint | str) -> ErrorKind:
-    """What a non-2xx answer of `vendor` on `endpoint` means, from that vendor's one error table."""
+             endpoint: Endpoint | str, reason: str = "") -> ErrorKind:
+    """What a non-2xx answer of `vendor` on `endpoint` means, from that vendor's one error table.
+    `body` may be a logged response that holds the reason phrase instead of the body (Moodle, §10)."""
     text = body.decode("utf-8", "replace") if isinstance(body, bytes) else (body or "")
-    return classify_with(profile_for(vendor), status, text, Endpoint(endpoint))
+    return classify_with(profile_for(vendor), status, text, Endpoint(endpoint), reason)
 
 
-__all__ = ["PROFILES", "ErrorRule", "VendorProfile", "classify", "profile_for"]
+def classify_token_refusal(vendor: Vendor | str, error_type: str | None,
+                           message: str) -> tuple[TokenRefusal, CredentialFault | None]:
+    """What a 4xx token answer of `vendor` means (scope refused vs credentials rejected, and which)."""
+    return token_refusal(profile_for(vendor), error_type, message)
+
+
+__all__ = ["PROFILES", "ErrorRule", "VendorProfile", "classify", "classify_token_refusal", "profile_for"]

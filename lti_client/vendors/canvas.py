@@ -1,8 +1,8 @@
 """Canvas LMS: error table and quirks. Sections (§) are lti-platform-behavior.md."""
 from __future__ import annotations
 
-from lti_client.types import Endpoint, ErrorKind, Score
-from lti_client.vendors.base import ALL_ENDPOINTS, VendorProfile, rule
+from lti_client.types import CredentialFault, Endpoint, ErrorKind, Score, TokenRefusal
+from lti_client.vendors.base import ALL_ENDPOINTS, VendorProfile, rule, token_rule
 
 CANVAS_SUBMISSION_EXT = "https://canvas.instructure.com/lti/submission"
 
@@ -24,6 +24,18 @@ ERROR_RULES = (
     # status and body UNCONFIRMED).
 )
 
+TOKEN_RULES = (
+    # The asymmetric provider reports a `sub` that matches no developer key exactly like a bad
+    # signature: 400 invalid_request "JWS signature invalid." (§1.5) — a rotated key or a wrong client_id.
+    token_rule(TokenRefusal.credentials_rejected, CredentialFault.key_or_client, "invalid_request",
+               r"JWS signature invalid"),
+    # 400 invalid_request "assertion method not supported for this grant_type" (§1.1).
+    token_rule(TokenRefusal.credentials_rejected, CredentialFault.request, "invalid_request",
+               r"assertion method not supported"),
+    # Validator messages ("the 'aud' is invalid", "the JWT has expired", iat window, §1.2/§1.5) and
+    # 401 invalid_client "unknown client" fall to the default rows.
+)
+
 
 def score_extensions(score: Score) -> dict:
     """Canvas submission extension (§4.2 "Canvas extension"): a re-sent grade must not create a new
@@ -35,6 +47,10 @@ def score_extensions(score: Score) -> dict:
 PROFILE = VendorProfile(
     name="canvas",
     error_rules=ERROR_RULES,
+    token_rules=TOKEN_RULES,
+    # valid_scopes? requires every requested scope on the developer key, else 400 invalid_scope for the
+    # whole request (§1.6): the client then asks for the read scopes in smaller sets.
+    scopes_all_or_nothing=True,
     page_sizes={
         # Line items/results: `limit` is mapped to per_page by gradebook_services `pagination_args`
         # (§2.2); default 10/page, max UNCONFIRMED (§9). Canvas caps per_page silently at its API

@@ -52,15 +52,33 @@ TABLE = [
     ("moodle", 409, "Refusing score with an earlier timestamp for item 4 and user 7", "scores",
      ErrorKind.stale_timestamp),
     ("moodle", 403, "Line item does not exist.", "scores", ErrorKind.course_unreachable),
-    ("moodle", 500, "", "scores", ErrorKind.transient),
+    # §10 Moodle 5.1: refusals carry body [] (text only in the reason phrase): status + endpoint decide.
+    ("moodle", 400, "[]", "scores", ErrorKind.not_learner),
+    ("moodle", 400, "", "scores", ErrorKind.not_learner),
+    ("moodle", 409, "[]", "scores", ErrorKind.stale_timestamp),
+    # §10 locked grade: 500 with [] is a refusal (other), a 500 with a PHP error page is transient.
+    ("moodle", 500, "[]", "scores", ErrorKind.other),
+    ("moodle", 500, "", "scores", ErrorKind.other),
+    ("moodle", 500, "<html><body>Fatal error: database connection lost</body></html>", "scores",
+     ErrorKind.transient),
+    ("moodle", 500, "[]", "results", ErrorKind.transient),
     ("moodle", 400, "", "line_items", ErrorKind.other),
     # §7 #20 Blackboard user not found; diagnosis-rules Blackboard "not available"
     ("blackboard", 400, '{"status":400,"message":"User could not be found: _123_1"}', "scores", ErrorKind.not_learner),
     ("blackboard", 409, '{"message":"Grade column is not available"}', "scores", ErrorKind.item_inactive),
-    # §7 #22 D2L 403 / 404 / 422 on score POST → not_learner
+    # §7 #22 D2L 403 / 404 / 422 on score POST → not_learner only when the text says so (issue 10 §3)
     ("d2l", 403, "User in requested score is not enrolled in the org unit", "scores", ErrorKind.not_learner),
     ("d2l", 404, "User in requested score does not exist", "scores", ErrorKind.not_learner),
-    ("d2l", 422, "", "scores", ErrorKind.not_learner),
+    ("d2l", 422, '{"detail":"User in requested score has a role that cannot be graded in Grades"}', "scores",
+     ErrorKind.not_learner),
+    ("d2l", 403, '{"detail":"Forbidden"}', "scores", ErrorKind.course_unreachable),
+    ("d2l", 403, "", "scores", ErrorKind.course_unreachable),
+    ("d2l", 404, '{"detail":"Line item does not exist"}', "scores", ErrorKind.course_unreachable),
+    ("d2l", 404, "", "scores", ErrorKind.course_unreachable),
+    ("d2l", 422, "", "scores", ErrorKind.other),
+    ("d2l", 422, '{"detail":"scoreGiven must be a number"}', "scores", ErrorKind.other),
+    ("d2l", 422, '{"detail":"scoringUserId is not valid"}', "scores", ErrorKind.other),
+    ("d2l", 422, "The user's role does not have Can be graded in Grades", "scores", ErrorKind.not_learner),
     ("d2l", 403, "", "line_items", ErrorKind.course_unreachable),
     ("d2l", 429, "", "scores", ErrorKind.throttled),
     # diagnosis-rules course_unreachable: 401/403/404/422 on line items, memberships, results, every vendor
