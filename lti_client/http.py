@@ -28,7 +28,7 @@ from lti_client.errors import LtiError, UnsafeUrlError, parse_error_body
 from lti_client.registration import PlatformRegistration
 from lti_client.types import Endpoint, ErrorKind, LtiErrorInfo, RequestStats
 from lti_client.urls import redact_url
-from lti_client.vendors.base import VendorProfile, classify_with, match_rule
+from lti_client.vendors.base import VendorProfile, blank_body, kind_of, match_rule
 
 log = logging.getLogger("lti_client")
 
@@ -217,7 +217,7 @@ class Requester:
                     raise self.error(ErrorKind.malformed, status, None, f"malformed body: {exc}", url) from None
             text, reason = response.text, reason_phrase(response)
             matched = match_rule(self.profile, status, text, endpoint, reason)
-            kind = matched.kind if matched else classify_with(self.profile, status, text, endpoint, reason)
+            kind = kind_of(matched, status)
             if status == 401 and bearer is not None and not refreshed:
                 # Expired/revoked token (Canvas "Access token expired", §1.4, §7 #12): refresh once.
                 refreshed, stale = True, token
@@ -238,5 +238,6 @@ class Requester:
                 continue
             error_type, message = parse_error_body(text, status, reason)
             if matched is not None and matched.note:
-                message = f"{matched.note}: {message}"
+                # The note says what the answer means; the platform's own words follow when it sent any.
+                message = matched.note if blank_body(text) and not reason else f"{matched.note}: {message}"
             raise self.error(kind, status, error_type, message, url)

@@ -107,8 +107,8 @@ def _plan_from(grants: dict[frozenset[str], TokenGrant], refusal: LtiErrorInfo |
             tokens[service] = key
             continue
         said = f"; the token endpoint said: {refusal.message}" if refusal is not None else ""
-        refused[service] = LtiErrorInfo(
-            ErrorKind.auth, refusal.status if refusal else None, SCOPE_NOT_GRANTED,
+        refused[service] = LtiErrorInfo(                # no request was sent for it: no status
+            ErrorKind.auth, None, SCOPE_NOT_GRANTED,
             f"the platform did not grant {alternatives[0]} to this tool: {_WHAT[service]} cannot be read{said}",
             None, refusal=TokenRefusal.scope_refused)
     granted = frozenset(s for g in grants.values() for s in g.granted)

@@ -5,7 +5,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from lti_client.types import ErrorKind, LineItem, LtiErrorInfo, Member, Result, TokenGrant
+from lti_client.types import ErrorKind, LineItem, LtiErrorInfo, Member, Result, TokenGrant, TokenRefusal
 
 
 @dataclass(frozen=True)
@@ -186,12 +186,23 @@ class ScoreGrant:
 
     @classmethod
     def from_error(cls, err: LtiErrorInfo) -> "ScoreGrant":
-        """The grant implied by a token endpoint error."""
+        """The grant implied by a token endpoint error: the client says what the refusal means
+        (`LtiErrorInfo.refusal`, from each vendor's token rows); the OAuth code decides when it did not."""
         text = f"{err.error_type or ''} {err.message}".strip()
-        if (err.error_type or "").lower() in _SCOPE_REFUSALS:
+        refusal = err.refusal
+        if refusal is None:
+            if (err.error_type or "").lower() in _SCOPE_REFUSALS:
+                refusal = TokenRefusal.scope_refused
+            elif err.kind in (ErrorKind.transient, ErrorKind.throttled, ErrorKind.malformed) \
+                    or (err.status or 0) >= 500:
+                refusal = TokenRefusal.unavailable
+            else:
+                refusal = TokenRefusal.credentials_rejected
+        if refusal is TokenRefusal.scope_refused:
             return cls(False, f"token endpoint refused the score scope: {text}")
-        if err.kind in (ErrorKind.transient, ErrorKind.throttled, ErrorKind.malformed) or err.status is None \
-                or err.status >= 500:
+        if refusal is TokenRefusal.unavailable:
             return cls(False, f"token endpoint unavailable: {text}", unavailable=True)
-        return cls(False, f"{CREDENTIALS_REJECTED} by the token endpoint ({err.status}): {text}",
+        fix = f"; fix: {err.credential_fault.fix}" if err.credential_fault is not None else ""
+        status = f" ({err.status})" if err.status else ""
+        return cls(False, f"{CREDENTIALS_REJECTED} by the token endpoint{status}: {text}{fix}",
                    unavailable=True, credentials_rejected=True)

@@ -178,12 +178,14 @@ def classify_with(profile: VendorProfile, status: int, body: str, endpoint: Endp
     """The error kind of a non-2xx answer: the vendor's rows first, then DEFAULT_RULES; 5xx is
     transient everywhere; anything else is `other`. `reason` is the HTTP reason phrase when the
     platform sent a non-standard one (Moodle's refusal text, §10); no rule needs it."""
-    matched = match_rule(profile, status, body, endpoint, reason)
+    return kind_of(match_rule(profile, status, body, endpoint, reason), status)
+
+
+def kind_of(matched: ErrorRule | None, status: int) -> ErrorKind:
+    """The kind a matched row gives; without one, 5xx is transient and anything else `other`."""
     if matched is not None:
         return matched.kind
-    if status >= 500:
-        return ErrorKind.transient
-    return ErrorKind.other
+    return ErrorKind.transient if status >= 500 else ErrorKind.other
 
 
 def token_refusal(profile: VendorProfile, error_type: str | None,

@@ -17,8 +17,9 @@ ERROR_RULES = (
     # 404 "User in requested score does not exist" (§4.5, §7 #22; hypothesis _v13.py).
     rule(ErrorKind.not_learner, Endpoint.scores, {404}, "user in requested score does not exist"),
     # 422 for a role without "Can be graded in Grades" (§4.5, D2L FAQ); the body's wording is
-    # UNCONFIRMED, so it must at least speak of the user, the role or grading.
-    rule(ErrorKind.not_learner, Endpoint.scores, {422}, ("user", "role", "graded")),
+    # UNCONFIRMED, so it must at least speak of the role, that permission, or the score's user (not
+    # just any "user": a 422 about `scoringUserId` is a malformed score, not a learner).
+    rule(ErrorKind.not_learner, Endpoint.scores, {422}, ("role", "graded in grades", "user in requested score")),
 )
 
 TOKEN_RULES = (

@@ -77,6 +77,8 @@ TABLE = [
     ("d2l", 404, "", "scores", ErrorKind.course_unreachable),
     ("d2l", 422, "", "scores", ErrorKind.other),
     ("d2l", 422, '{"detail":"scoreGiven must be a number"}', "scores", ErrorKind.other),
+    ("d2l", 422, '{"detail":"scoringUserId is not valid"}', "scores", ErrorKind.other),
+    ("d2l", 422, "The user's role does not have Can be graded in Grades", "scores", ErrorKind.not_learner),
     ("d2l", 403, "", "line_items", ErrorKind.course_unreachable),
     ("d2l", 429, "", "scores", ErrorKind.throttled),
     # diagnosis-rules course_unreachable: 401/403/404/422 on line items, memberships, results, every vendor

@@ -3,6 +3,8 @@ refusals read from status + endpoint + reason phrase (body `[]`), `&amp;` Link t
 paged, strict Accept, and one broken results URL that leaves only its line item unverified."""
 from __future__ import annotations
 
+import asyncio
+import json
 from datetime import datetime, timezone
 from urllib.parse import parse_qs
 
@@ -12,10 +14,11 @@ from moodle51_wire import (BASE, HOST, LINEITEM_CONTAINER, LINEITEMS_PATH, LINEI
                            MEMBERSHIPS_URL, TOKEN_PATH, Moodle51, item_url, results_path, scores_path, status_line)
 
 from gradesync.audit.extract import extract_course
-from lti_client import ErrorKind, LtiError, Score, classify
+from lti_client import SCOPE_SCORE, ErrorKind, LtiClient, LtiError, Score, classify
 
 pytestmark = pytest.mark.anyio
 
+SERVICES_ITEM = "/mod/lti/services.php/2/lineitems/5/lineitem?type_id=1"
 REFUSED_PHRASE = ('Incorrect score received{"userId":"3","scoreGiven":75,"scoreMaximum":100,'
                   '"activityProgress":"Completed","gradingProgress":"FullyGraded","timestamp":"2026-11-20T10:00:00.000Z"}')
 
@@ -161,3 +164,34 @@ async def test_a_throttled_or_failing_results_url_still_fails_the_course_for_a_r
         with pytest.raises(LtiError) as exc:
             await extract_course(client, LINEITEMS_URL, MEMBERSHIPS_URL)
     assert exc.value.kind is ErrorKind.transient
+
+
+# ---- the reason phrase over a real socket: what httpx's own transport hands the client ----------------
+async def _raw_moodle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Answers like PHP's `header("HTTP/1.0 {code} {reason}")` (§10): token granted, every score refused."""
+    head = await reader.readuntil(b"\r\n\r\n")
+    length = next((int(line.split(b":", 1)[1]) for line in head.split(b"\r\n")
+                   if line.lower().startswith(b"content-length:")), 0)
+    await reader.readexactly(length)
+    if b" /mod/lti/token.php " in head.split(b"\r\n", 1)[0]:
+        body = json.dumps({"access_token": "moodle-raw-token-1", "token_type": "Bearer", "expires_in": 3600,
+                           "scope": SCOPE_SCORE}).encode()
+        status = b"HTTP/1.0 200 OK"
+    else:
+        body, status = b"[]", b"HTTP/1.0 400 " + REFUSED_PHRASE.encode()
+    writer.write(status + b"\r\nContent-Type: application/json\r\nContent-Length: " + str(len(body)).encode()
+                 + b"\r\nConnection: close\r\n\r\n" + body)
+    await writer.drain()
+    writer.close()
+
+
+@pytest.mark.timeout(30)
+async def test_reason_phrase_from_a_real_http10_status_line_reaches_the_error(make_reg):
+    server = await asyncio.start_server(_raw_moodle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    base = f"http://127.0.0.1:{port}"
+    reg = make_reg("moodle", issuer=base, token_url=f"{base}{TOKEN_PATH}", allowed_hosts=["127.0.0.1"])
+    async with server, LtiClient(reg) as client:
+        with pytest.raises(LtiError) as exc:
+            await client.post_score(f"{base}{SERVICES_ITEM}", _score("3"))
+    assert exc.value.kind is ErrorKind.not_learner and exc.value.message == REFUSED_PHRASE
