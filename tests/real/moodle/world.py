@@ -136,6 +136,7 @@ class RealWorld:
     truth: list[Planted] = field(default_factory=list)
     overrides: list[dict[str, Any]] = field(default_factory=list)
     private: dict[str, bytes] = field(default_factory=dict)
+    retake: bool = True
 
     # ---- ids ------------------------------------------------------------------------------------
     def uid(self, user: str) -> str:
@@ -178,15 +179,20 @@ def _spec(prefix: str, public_key_file: Path) -> dict[str, Any]:
     return {"types": types, "users": users, "courses": courses}
 
 
-def build_world(site: Path, out: Path, prefix: str | None = None) -> RealWorld:
-    """Provision the world on the Moodle at `site` and write the tool's export into `out`."""
+def build_world(site: Path, out: Path, prefix: str | None = None, retake: bool = True) -> RealWorld:
+    """Provision the world on the Moodle at `site` and write the tool's export into `out`.
+
+    `retake=False` leaves out the one completion that repeats an (account, activity) pair in another
+    course (s1's Biology retake, design.md "completions are one per account + activity + launch context"),
+    for importers that still key completions by account + activity; s1 then counts as
+    launched_outside_course in Biology (the Algebra completion is another course's)."""
     out.mkdir(parents=True, exist_ok=True)
     prefix = prefix or f"gs{int(time.time()) % 10_000_000}"
     private, public = new_key()
     (out / "keys").mkdir(mode=0o700, exist_ok=True)
     public_file = out / "keys" / "tool-public.pem"
     public_file.write_bytes(public)
-    world = RealWorld(site=site, out=out, prefix=prefix, private={"main": private, "nosync": private})
+    world = RealWorld(site=site, out=out, prefix=prefix, private={"main": private, "nosync": private}, retake=retake)
     world.ids = php(site, "build", _spec(prefix, public_file), out)
     _tool_records(world)
     _plant_posts(world)
@@ -246,7 +252,8 @@ def _tool_records(w: RealWorld) -> None:
     done("acc-s1", "act-reading", 1, 1, "alg", "reading")              # link_not_graded
     for s, score in (("s1", 60), ("s2", 61), ("s3", 62)):               # locked item: item_not_active
         done(f"acc-{s}", "act-lab", score, 100, "alg", "lab")
-    done("acc-s1", "act-quiz", 92, 100, "bio", "quiz2")                # same activity in bio, in sync there
+    if w.retake:
+        done("acc-s1", "act-quiz", 92, 100, "bio", "quiz2")            # same activity in bio, in sync there
     done("acc-s1", "act-hist", 50, 100, "hist", "histquiz", platform=PLATFORM_NOSYNC)
 
 
@@ -307,6 +314,9 @@ def _ground_truth(w: RealWorld) -> None:
     t.append(Planted("launched_outside_course", PLATFORM, alg, quiz, w.uid("s6"), "manual login"))
     t.append(Planted("launched_outside_course", PLATFORM, bio, w.rlid("quiz2"), w.uid("s2"),
                      "completed from Algebra's link"))
+    if not w.retake:
+        t.append(Planted("launched_outside_course", PLATFORM, bio, w.rlid("quiz2"), w.uid("s1"),
+                         "no Biology completion on record: Algebra's is another course's"))
     t.append(Planted("outside_course_dates", PLATFORM, alg, quiz, w.uid("s7"), "before the course start"))
     t.append(Planted("manual_grade_conflict", PLATFORM, alg, quiz, w.uid("s4"), "teacher override 60"))
     t.append(Planted("score_mismatch", PLATFORM, alg, quiz, w.uid("s3"), "LMS 70 = earlier send, retake 95"))
