@@ -137,7 +137,12 @@ def test_import_audit_resync_audit_against_live_moodle(env, tmp_path):
     after = php(Path(MOODLE_SITE), "grades", {"grades": [override]}, tmp_path)["grades"][0]
     assert after == before and after["finalgrade"] == 60 and after["overridden"], (before, after)
 
+    conflicts = [f for f in first["findings"] if f["category"] == "manual_grade_conflict"]
+    assert conflicts and all(f["resync"] is None or f["resync"]["state"] == "needs_approval" for f in conflicts)
+
     second = audit(env, config, tmp_path / "audit2.json")
+    conflicts = [f for f in second["findings"] if f["category"] == "manual_grade_conflict"]
+    assert all(f["resync"] is None or not f["resync"].get("attempts") for f in conflicts), conflicts
     found_after = {f["identity"] for f in second["findings"]}
     expected_after = {p.identity for p in world.truth if p.category not in RESYNCABLE}
     by_cat = lambda ids: Counter(i.split("|", 1)[0] for i in ids)   # noqa: E731

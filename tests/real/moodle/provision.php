@@ -124,8 +124,10 @@ function override(array $ops): array {
     return ['overrides' => $done];
 }
 
-/** Read a grade as the gradebook holds it (the live test checks overrides were not touched). */
+/** Read a grade as the gradebook holds it, with its number of history rows (every write to a grade,
+ *  the tool's included, adds one): the live test checks overrides were not touched. */
 function read_grades(array $q): array {
+    global $DB;
     $rows = [];
     foreach ($q['grades'] as $g) {
         $item = lti_grade_item((int)$g['course'], (int)$g['instance']);
@@ -134,7 +136,9 @@ function read_grades(array $q): array {
                    'finalgrade' => $grade && $grade->finalgrade !== null ? (float)$grade->finalgrade : null,
                    'rawgrade' => $grade && $grade->rawgrade !== null ? (float)$grade->rawgrade : null,
                    'overridden' => $grade ? (int)$grade->overridden : 0,
-                   'timemodified' => $grade ? (int)$grade->timemodified : null];
+                   'timemodified' => $grade ? (int)$grade->timemodified : null,
+                   'history' => $item ? $DB->count_records('grade_grades_history',
+                                                           ['itemid' => $item->id, 'userid' => (int)$g['user']]) : 0];
     }
     return ['grades' => $rows];
 }
