@@ -221,7 +221,7 @@ async def test_override_is_kept_and_rescale_is_read_back_normalised(moodle):
     assert r.result_maximum != rescaled["scoreMaximum"]
 
 
-async def test_stale_send_time_is_stored_as_the_tools_timestamp(moodle):
+async def test_result_timestamp_is_the_tools_own_timestamp_in_whole_seconds(moodle):
     """Moodle's result timestamp is the tool's own timestamp, in whole seconds (§10)."""
     client, _ = moodle(READ_TOKEN + ["results_quiz_after_posts"])
     quiz = {r.user_id: r for r in await client.list_results(QUIZ_ITEM)}
