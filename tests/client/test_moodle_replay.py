@@ -180,7 +180,8 @@ SCORES = SCORE_TOKEN + ["score_accepted", "score_user_not_enrolled", "score_non_
 @pytest.mark.parametrize("user,item,name", [("s2", QUIZ_ITEM, "score_accepted"),
                                             ("s10", QUIZ_ITEM, "score_suspended_learner"),
                                             ("s4", QUIZ_ITEM, "score_over_teacher_override"),
-                                            ("s2", ESSAY_ITEM, "score_rescaled")])
+                                            ("s2", ESSAY_ITEM, "score_rescaled")],
+                         ids=["learner", "suspended_learner", "over_teacher_override", "rescaled"])
 async def test_accepted_scores_return_no_body(moodle, user, item, name):
     client, replay = moodle(SCORES)
     assert await client.post_score(item, score(uid(user))) is None
@@ -193,7 +194,7 @@ async def test_accepted_scores_return_no_body(moodle, user, item, name):
     ("ta1", QUIZ_ITEM, "score_non_editing_teacher", ErrorKind.not_learner),
     ("s1", QUIZ_ITEM, "score_stale_timestamp", ErrorKind.stale_timestamp),
     ("s2", LAB_ITEM, "score_locked_item", ErrorKind.other),
-])
+], ids=["not_enrolled", "non_editing_teacher", "stale_timestamp", "locked_item"])
 async def test_refusals_classify_by_status_and_keep_the_reason_phrase(moodle, user, item, name, kind):
     client, replay = moodle(SCORES)
     with pytest.raises(LtiError) as exc:
