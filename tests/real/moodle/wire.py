@@ -7,6 +7,7 @@ Secrets never leave this module: access tokens and assertions are replaced in ev
 from __future__ import annotations
 
 import json
+import re
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -30,6 +31,8 @@ MEDIA = {
     "score": "application/vnd.ims.lis.v1.score+json",
 }
 REDACTED = "[redacted]"
+# Moodle's HTML error pages carry the (guest) session key: not a token of ours, stripped all the same.
+SESSKEY = re.compile(r'("sesskey"\s*:\s*")[^"]*(")')
 
 
 def reason_of(response: httpx.Response) -> str:
@@ -79,7 +82,7 @@ class MoodleWire:
         """`text` with every access token and assertion seen so far replaced."""
         for secret in self.secrets:
             text = text.replace(secret, REDACTED)
-        return text
+        return SESSKEY.sub(rf"\g<1>{REDACTED}\g<2>", text)
 
     def _record(self, name: str, request: dict[str, Any], response: httpx.Response, note: str = "") -> Recording:
         keep = {k: v for k, v in response.headers.items() if k.lower() in ("content-type", "link")}
