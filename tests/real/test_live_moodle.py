@@ -134,6 +134,7 @@ def test_import_audit_resync_audit_against_live_moodle(env, tmp_path):
     before = php(Path(MOODLE_SITE), "grades", {"grades": [override]}, tmp_path)["grades"][0]
     proc = cli(["resync", "run"], env, config)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    resync_out = proc.stdout[-4000:]
     after = php(Path(MOODLE_SITE), "grades", {"grades": [override]}, tmp_path)["grades"][0]
     assert after == before and after["finalgrade"] == 60 and after["overridden"], (before, after)
 
@@ -147,7 +148,9 @@ def test_import_audit_resync_audit_against_live_moodle(env, tmp_path):
     expected_after = {p.identity for p in world.truth if p.category not in RESYNCABLE}
     by_cat = lambda ids: Counter(i.split("|", 1)[0] for i in ids)   # noqa: E731
     report = table(by_cat(planted), by_cat(found), by_cat(found_after), by_cat(expected_after))
-    print(f"\nMoodle {world.ids['moodle_release']} at {MOODLE_URL}, world {world.prefix}\n{report}")
+    print(f"\nMoodle {world.ids['moodle_release']} at {MOODLE_URL}, world {world.prefix}\n{report}\n"
+          f"resync run:\n{resync_out}")
     if os.environ.get("GRADESYNC_TEST_MOODLE_REPORT"):
-        Path(os.environ["GRADESYNC_TEST_MOODLE_REPORT"]).write_text(report + "\n", encoding="utf-8")
+        Path(os.environ["GRADESYNC_TEST_MOODLE_REPORT"]).write_text(f"{report}\n\nresync run:\n{resync_out}\n",
+                                                                   encoding="utf-8")
     assert found_after == expected_after, (sorted(expected_after - found_after), sorted(found_after - expected_after))
