@@ -215,7 +215,7 @@ def import_cmd(
     for col in columns:
         table.add_column(col, justify="left" if col == "file" else "right")
     for f in report.files:
-        retired = ((f"{f.retired:,}" if not f.note else "-"),) if full else ()
+        retired = (("-" if f.retired is None else f"{f.retired:,}"),) if full else ()
         if f.skipped and not f.rows:
             table.add_row(f.file, "-", "-", "-", "-", str(f.rejected) if f.rejected else "-", *retired,
                           style="yellow" if f.rejected else "dim")

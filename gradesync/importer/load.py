@@ -48,7 +48,7 @@ class FileReport:
     updated: int = 0
     unchanged: int = 0
     rejected: int = 0
-    retired: int = 0                   # --full: rows the export no longer holds, now retired
+    retired: int | None = None         # --full: rows the export no longer holds, now retired
     skipped: str | None = None         # why the whole file was not imported (header problem, absent)
     note: str | None = None            # --full: why nothing was retired from this file
 

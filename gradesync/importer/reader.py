@@ -36,14 +36,15 @@ def raw_text(fields: list[str]) -> str:
     return printable(buf.getvalue()[:RAW_ROW_LIMIT])
 
 
-def _unclosed_quote(text: str) -> bool:
-    """Whether `text` ends inside a quoted field (the lenient reader silently closes it at end of file)."""
+def _strict_error(text: str) -> str | None:
+    """Why `text` is not well-formed CSV by the strict rules (None when it is). The lenient reader
+    accepts `"a"b` or a quote left open at the end of the file; strict parsing tells them apart."""
     try:
         for _ in csv.reader(io.StringIO(text), strict=True):
             pass
     except csv.Error as e:
-        return "unexpected end of data" in str(e)
-    return False
+        return str(e)
+    return None
 
 
 class CsvFile:
@@ -148,10 +149,15 @@ class CsvFile:
             if not fields:
                 continue                  # blank line
             line = record[0][0]           # a quoted field may span lines: report where the record starts
-            if (len(record) > 1 and len(fields) != width) or (
-                    self._eof and _unclosed_quote("".join(text for _, text in record))):
-                self._runaway_quote(list(record), "")
-                continue
+            if len(record) > 1 or self._eof:
+                # A quoted field spanning lines must be well formed (as any CSV writer makes it): one that
+                # is not, or that leaves the wrong number of fields, is a quote opened by mistake that
+                # swallowed the lines after it. So is a quote still open at the end of the file.
+                error = _strict_error("".join(text for _, text in record))
+                if (len(record) > 1 and (error or len(fields) != width)) or (
+                        error and "unexpected end of data" in error):
+                    self._runaway_quote(list(record), "")
+                    continue
             if self.undecodable and any(n in self.undecodable for n, _ in record):
                 self.bad.append(BadRow(line, "not valid UTF-8", raw_text(fields)))
                 continue
