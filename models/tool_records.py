@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 from datetime import datetime, timezone
+from functools import lru_cache
 from typing import Any, Optional
 
 from sqlalchemy import ForeignKeyConstraint, Index, Text, UniqueConstraint, event
@@ -86,6 +87,7 @@ class Link(SQLModel, table=True):
     retired_at: Optional[datetime] = Field(default=None, sa_type=UtcDateTime)
 
 
+@lru_cache(maxsize=65536)        # an import asks once per row, for a few thousand distinct contexts
 def launch_context_key(platform: str | None, context_id: str | None) -> str:
     """The completion's launch context as one non-null key: `none` after a manual login, else the JSON
     pair ["platform","context_id"]. Why a stored key: NULLs never collide in a unique constraint (SQLite

@@ -111,17 +111,17 @@ def service_url(column: str, value: str, reg: PlatformRegistration) -> str:
     raise RowError(f"{column}: must be https (http only on loopback): {value!r}")
 
 
-def column_limits(model) -> tuple[tuple[str, int], ...]:
-    """(column, maximum length) of the model's length-limited text columns. PostgreSQL refuses a longer
-    value (and would abort the whole import); SQLite would store it silently: both reject the row here."""
+def column_limits(model, columns: tuple[str, ...]) -> tuple[tuple[str, int], ...]:
+    """(column, maximum length) of the model's length-limited text columns among `columns`. PostgreSQL
+    refuses a longer value (and would abort the whole import); SQLite would store it: both reject the row."""
     return tuple((c.name, c.type.length) for c in model.__table__.columns
-                 if getattr(c.type, "length", None) and c.name != "row_digest")
+                 if c.name in columns and getattr(c.type, "length", None))
 
 
 def check_lengths(values: dict, limits: tuple[tuple[str, int], ...]) -> None:
     """Raise RowError for the first value longer than its column."""
     for column, limit in limits:
-        value = values.get(column)
+        value = values[column]
         if value is not None and len(value) > limit:
             raise RowError(f"{column}: value is {len(value):,} characters, longer than the column's "
                            f"{limit:,}")

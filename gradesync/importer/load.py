@@ -171,7 +171,7 @@ def _import_file(session: Session, path: Path, spec: FileSpec, ctx: ImportContex
 
     key, convert, name = spec.key, spec.convert, spec.file
     shown_key = spec.shown_key or key
-    limits = column_limits(spec.model)
+    limits = column_limits(spec.model, spec.columns)
     retirable, append_only = spec.retirable, spec.append_only
     occurrences: dict[str, int] = {}
     chunk: list[dict] = []

@@ -56,7 +56,8 @@ class CsvFile:
         self.nul_lines: set[int] = set()          # physical lines holding a NUL byte
         self._number = 0                          # physical lines read from the file so far
         self._eof = False
-        self._record: list[tuple[int, str]] = []  # (number, text) of the lines of the record being parsed
+        self._last = 0                            # number of the last line handed to the parser
+        self._record: list[str] = []              # the lines of the record being parsed
         self._pending: deque[tuple[int, str]] = deque()   # lines to parse again (after an unbalanced quote)
         self._reader = csv.reader(self._lines(), strict=False)
         try:
@@ -87,20 +88,17 @@ class CsvFile:
 
     def _lines(self) -> Iterator[str]:
         """Physical lines decoded one by one, so one bad byte costs one row, not the file. Lines handed
-        back after an unbalanced quote come first."""
-        record, pending, fh = self._record, self._pending, self._fh
-        while True:
-            if pending:
-                item = pending.popleft()
-                record.append(item)
-                yield item[1]
-                continue
-            raw = fh.readline()
-            if not raw:
-                self._eof = True
-                return
-            self._number += 1
-            number = self._number
+        back after an unbalanced quote come first. Each line is also kept in `_record` (the record being
+        parsed), and `_last` is its number."""
+        record, pending = self._record, self._pending
+        while pending:
+            self._last, text = pending.popleft()
+            record.append(text)
+            yield text
+        number = self._number
+        for raw in self._fh:
+            number += 1
+            self._number = self._last = number
             if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
                 raw = raw[3:]      # spreadsheet exports often start with a BOM that would glue to a column name
             try:
@@ -110,8 +108,14 @@ class CsvFile:
                 text = raw.decode("utf-8", errors="replace")
             if "\x00" in text:
                 self.nul_lines.add(number)
-            record.append((number, text))
+            record.append(text)
             yield text
+        self._eof = True
+
+    def _record_lines(self) -> list[tuple[int, str]]:
+        """(number, text) of the lines of the record just parsed."""
+        first = self._last - len(self._record) + 1
+        return list(enumerate(self._record, start=first))
 
     def _runaway_quote(self, lines: list[tuple[int, str]], detail: str) -> None:
         """A quoted field opened on the record's first line swallowed the lines after it: reject that
@@ -140,7 +144,7 @@ class CsvFile:
             except csv.Error as e:
                 if not record:
                     break
-                lines = list(record)
+                lines = self._record_lines()
                 if len(lines) > 1:
                     self._runaway_quote(lines, f"; {e}")
                 else:
@@ -148,24 +152,25 @@ class CsvFile:
                 continue
             if not fields:
                 continue                  # blank line
-            line = record[0][0]           # a quoted field may span lines: report where the record starts
-            if len(record) > 1 or self._eof:
+            n_lines = len(record)
+            line = self._last - n_lines + 1   # a quoted field may span lines: report where the record starts
+            if n_lines > 1 or self._eof:
                 # A quoted field spanning lines must be well formed (as any CSV writer makes it): one that
                 # is not, or that leaves the wrong number of fields, is a quote opened by mistake that
                 # swallowed the lines after it. So is a quote still open at the end of the file.
-                error = _strict_error("".join(text for _, text in record))
-                if (len(record) > 1 and (error or len(fields) != width)) or (
+                error = _strict_error("".join(record))
+                if (n_lines > 1 and (error or len(fields) != width)) or (
                         error and "unexpected end of data" in error):
-                    self._runaway_quote(list(record), "")
+                    self._runaway_quote(self._record_lines(), "")
                     continue
-            if self.undecodable and any(n in self.undecodable for n, _ in record):
+            if self.undecodable and any(n in self.undecodable for n in range(line, line + n_lines)):
                 self.bad.append(BadRow(line, "not valid UTF-8", raw_text(fields)))
                 continue
             if len(fields) != width:
                 self.bad.append(BadRow(line, f"row has {len(fields)} fields, header has {width}", raw_text(fields)))
                 continue
             values = dict(zip(columns, map(strip, pick(fields))))
-            if self.nul_lines and any(n in self.nul_lines for n, _ in record):
+            if self.nul_lines and any(n in self.nul_lines for n in range(line, line + n_lines)):
                 column = next((c for c, v in values.items() if "\x00" in v), None)
                 if column is not None:
                     self.bad.append(BadRow(line, f"{column}: contains a NUL byte (\\x00), which a text "
