@@ -127,9 +127,11 @@ def import_folder(session: Session, folder: Path, settings: Settings, *, full: b
         if spec.file == "identities.csv" or spec.file == "completions.csv":
             ctx.account_ids = set(session.exec(select(Account.account_id)).scalars())
         if spec.file == "links.csv":
-            # A retired course is gone: a link to it is rejected like a link to an unknown course.
-            ctx.courses = {tuple(r) for r in session.exec(select(Course.platform, Course.context_id)
-                                                          .where(Course.retired_at.is_(None)))}
+            # A retired course is gone: a link to it is rejected, like a link to an unknown course.
+            ctx.courses, ctx.retired_courses = set(), set()
+            for platform, context_id, retired_at in session.exec(
+                    select(Course.platform, Course.context_id, Course.retired_at)):
+                (ctx.courses if retired_at is None else ctx.retired_courses).add((platform, context_id))
         if not path.exists():
             report.files.append(FileReport(spec.file, skipped="absent (optional)"))
             continue

@@ -21,7 +21,8 @@ class ImportContext:
 
     platforms: dict[str, PlatformRegistration]
     account_ids: set[str] = field(default_factory=set)
-    courses: set[tuple[str, str]] = field(default_factory=set)
+    courses: set[tuple[str, str]] = field(default_factory=set)            # current (not retired) courses
+    retired_courses: set[tuple[str, str]] = field(default_factory=set)
 
 
 Converter = Callable[[dict[str, str], ImportContext], dict[str, Any]]
@@ -93,6 +94,9 @@ def _link(row: dict[str, str], ctx: ImportContext) -> dict[str, Any]:
     rl, activity = f.required(row, "resource_link_id"), f.required(row, "activity_id")
     graded = f.boolean("graded", f.required(row, "graded"))
     if (reg.name, context_id) not in ctx.courses:
+        if (reg.name, context_id) in ctx.retired_courses:
+            raise RowError(f"context_id: course {context_id!r} on platform {reg.name!r} is retired (a full "
+                           "import found it gone from courses.csv)")
         raise RowError(f"context_id: unknown course {context_id!r} on platform {reg.name!r} (not in courses.csv)")
     return {"platform": reg.name, "context_id": context_id, "resource_link_id": rl, "activity_id": activity,
             "title": f.optional(row, "title"), "graded": graded}

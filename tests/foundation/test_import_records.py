@@ -177,13 +177,17 @@ def test_full_import_is_full_only_for_the_platforms_its_courses_name(write_confi
 
 
 def test_full_import_retires_nothing_from_a_file_with_rejected_rows(config, db_url, tmp_path):
-    assert gradesync_import(config, write_export(tmp_path / "everything")).returncode == 0
     rows = valid_rows()
-    rows["links.csv"] = [["canvas-test", "101", "rl-1", "act-1", "Quiz 1", "maybe"]]    # rl-2 gone, rl-1 bad
+    rows["links.csv"].append(["canvas-test", "102", "rl-c", "act-1", "Quiz 1", "true"])
+    assert gradesync_import(config, write_export(tmp_path / "everything", rows)).returncode == 0
+    rows["courses.csv"] = rows["courses.csv"][:1]                                       # course 102 gone
+    rows["links.csv"] = [["canvas-test", "101", "rl-1", "act-1", "Quiz 1", "maybe"],    # 2: bad value
+                         ["canvas-test", "102", "rl-c", "act-1", "Quiz 1", "true"]]     # 3: its course is gone
     result = gradesync_import(config, write_export(tmp_path / "bad", rows), "--full")
     assert result.returncode == 2
-    assert "links.csv: nothing retired: 1 row(s) rejected" in result.stdout
-    assert retired(db_url)["link"] == set()
+    assert "links.csv:3: context_id: course '102' on platform 'canvas-test' is retired" in result.stdout
+    assert "links.csv: nothing retired: 2 row(s) rejected" in result.stdout
+    assert retired(db_url)["course"] == {"102"} and retired(db_url)["link"] == set()     # rl-2 is not retired
 
 
 def test_nul_byte_and_overlong_values_are_rejected_with_their_line(config, db_url, tmp_path):
