@@ -36,7 +36,10 @@ def timestamp(column: str, value: str) -> datetime:
     if parsed.tzinfo is None:
         raise RowError(f"{column}: timestamp without a time zone is ambiguous: {value!r} "
                        "(add Z or an offset such as +02:00)")
-    return parsed.astimezone(timezone.utc)
+    try:
+        return parsed.astimezone(timezone.utc)
+    except OverflowError:           # e.g. 9999-12-31T23:00:00-05:00 is past the last representable instant
+        raise RowError(f"{column}: timestamp out of range: {value!r}") from None
 
 
 def number(column: str, value: str) -> float:

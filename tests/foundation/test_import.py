@@ -127,6 +127,7 @@ def bad_export() -> tuple[dict[str, list[list[str]]], set[tuple[str, int, str]]]
         ["acc-1", "act-10", "", "10", "2025-03-01T10:00:00Z", "", "", ""],                               # 14
         ["acc-1", "act-11", "1", "10", "2025-03-01T10:00:00Z", "blackboard-x", "c", "r"],                # 15
         ["acc-1", "act-12", "nan", "10", "2025-03-01T10:00:00Z", "", "", ""],                            # 16
+        ["acc-1", "act-13", "1", "10", "9999-12-31T23:59:59-05:00", "", "", ""],                         # 17
     ]
     pb += [
         ["", "canvas-test", "101", "rl-1", "https://evil.test/line_items/1", "sub-1", "1", "10",
@@ -158,6 +159,7 @@ def bad_export() -> tuple[dict[str, list[list[str]]], set[tuple[str, int, str]]]
         ("completions.csv", 14, "score_given: required value is missing"),
         ("completions.csv", 15, "platform: unknown platform 'blackboard-x'"),
         ("completions.csv", 16, "score_given: not a finite number"),
+        ("completions.csv", 17, "completed_at: timestamp out of range"),
         ("passbacks.csv", 4, "line_item_id: host 'evil.test' is not in allowed_hosts"),
         ("passbacks.csv", 5, "resource_link_id, line_item_id: both empty"),
         ("passbacks.csv", 6, "status_code: not an integer: 'OK'"),
