@@ -210,10 +210,13 @@ def import_cmd(
         first = str(e.orig).strip().splitlines()[0] if e.orig else str(e)
         raise fail(f"database error during import: {first}") from None
 
-    table = Table(title=f"import batch {report.batch_id}: {folder}", title_justify="left")
+    table = Table(title=f"import batch {report.batch_id}: {folder}", title_justify="left", pad_edge=False)
     columns = ("file", "rows", "inserted", "updated", "unchanged", "rejected") + (("retired",) if full else ())
     for col in columns:
-        table.add_column(col, justify="left" if col == "file" else "right")
+        if col == "file":
+            table.add_column(col, justify="left", min_width=len("completions.csv"))   # never cut a file name
+        else:
+            table.add_column(col, justify="right")
     for f in report.files:
         retired = (("-" if f.retired is None else f"{f.retired:,}"),) if full else ()
         if f.skipped and not f.rows:
