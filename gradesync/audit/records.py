@@ -139,5 +139,6 @@ def resync_passbacks(s, platform: str, ctxs: list[str]) -> list[tuple[str, Passb
             continue
         out.append((task.context_id, Passback(task.lms_user_id, task.resource_link_id, task.score_given,
                                               task.score_maximum, attempt.timestamp_sent, status,
-                                              attempt.response or "", task.account_id, task.line_item_id)))
+                                              attempt.response or "", task.account_id, task.line_item_id,
+                                              resync_outcome=attempt.outcome)))
     return out
