@@ -173,15 +173,20 @@ def import_cmd(
     folder: Path = typer.Argument(..., metavar="DIR", help="Folder with the tool's CSV export."),
     show: int = typer.Option(50, "--show", min=0, metavar="N",
                              help="Print at most N rejected rows (all are kept in import_rejection)."),
+    full: bool = typer.Option(False, "--full",
+                              help="DIR is a full export of the platforms its courses.csv names: retire their "
+                                   "courses, links, identities and completions that it no longer holds."),
 ) -> None:
     """Import the tool's records from the CSV export in DIR.
 
     Files (header row, UTF-8, timestamps ISO 8601 with a zone): courses.csv, accounts.csv, identities.csv,
     links.csv, completions.csv and optionally passbacks.csv. Re-importing the same files changes nothing;
     changed rows are updated. Every bad row is printed as FILE:LINE: REASON and kept in the database.
+    By default an export is a delta (added and updated, nothing removed); with --full, rows it no longer
+    holds are retired (kept for history, ignored by the audit) until an export holds them again.
 
-    Exit code: 0 every row imported, 2 some rows rejected, 1 fatal (folder or required file missing,
-    bad configuration, database unreachable).
+    Exit code: 0 every row imported, 2 some rows rejected, 1 fatal (folder or required file missing, a
+    header without a required column, bad configuration, database unreachable).
     """
     from sqlalchemy.exc import DBAPIError
 
@@ -198,24 +203,32 @@ def import_cmd(
     engine = open_database(settings)
     try:
         with session_scope(engine) as session:
-            report = import_folder(session, folder, settings)
+            report = import_folder(session, folder, settings, full=full)
     except ImportFatal as e:
         raise fail(str(e)) from None
     except DBAPIError as e:
         first = str(e.orig).strip().splitlines()[0] if e.orig else str(e)
         raise fail(f"database error during import: {first}") from None
 
-    table = Table(title=f"import batch {report.batch_id}: {folder}", title_justify="left")
-    for col in ("file", "rows", "inserted", "updated", "unchanged", "rejected"):
-        table.add_column(col, justify="left" if col == "file" else "right")
+    table = Table(title=f"import batch {report.batch_id}: {folder}", title_justify="left", pad_edge=False)
+    columns = ("file", "rows", "inserted", "updated", "unchanged", "rejected") + (("retired",) if full else ())
+    for col in columns:
+        if col == "file":
+            table.add_column(col, justify="left", min_width=len("completions.csv"))   # never cut a file name
+        else:
+            table.add_column(col, justify="right")
     for f in report.files:
+        retired = (("-" if f.retired is None else f"{f.retired:,}"),) if full else ()
         if f.skipped and not f.rows:
-            table.add_row(f.file, "-", "-", "-", "-", str(f.rejected) if f.rejected else "-",
+            table.add_row(f.file, "-", "-", "-", "-", str(f.rejected) if f.rejected else "-", *retired,
                           style="yellow" if f.rejected else "dim")
             continue
         table.add_row(f.file, f"{f.rows:,}", f"{f.inserted:,}", f"{f.updated:,}", f"{f.unchanged:,}",
-                      f"{f.rejected:,}", style="yellow" if f.rejected else None)
+                      f"{f.rejected:,}", *retired, style="yellow" if f.rejected else None)
     console.print(table)
+    for f in report.files:
+        if f.note:
+            console.print(f"[yellow]{f.file}[/yellow]: {escape(f.note)}", highlight=False, soft_wrap=True)
     for r in report.rejections[:show]:
         console.print(f"[yellow]rejected[/yellow] {escape(str(r))}", highlight=False, soft_wrap=True)
     hidden = len(report.rejections) - min(show, len(report.rejections))

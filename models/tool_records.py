@@ -1,14 +1,21 @@
 """The tool's own records (design.md "Inputs" 2), as imported from its CSV export.
 
 Keys follow the domain: one course per (platform, context_id), one identity per (platform, lms_user_id),
-one link per (platform, context_id, resource_link_id), one completion per (account_id, activity_id).
+one link per (platform, context_id, resource_link_id), one completion per (account_id, activity_id,
+launch context). The passback log is append-only: no key of its own, see `passback_digest`.
+
+`retired_at` (courses, identities, links, completions): set by `gradesync import --full` when a full
+export no longer holds the row; kept for history, never read by the audit; cleared when the row returns.
 """
 from __future__ import annotations
 
-from datetime import datetime
+import hashlib
+import json
+from datetime import datetime, timezone
+from functools import lru_cache
 from typing import Any, Optional
 
-from sqlalchemy import ForeignKeyConstraint, Text, UniqueConstraint
+from sqlalchemy import ForeignKeyConstraint, Index, Text, UniqueConstraint, event
 from sqlmodel import Field, SQLModel
 
 from models.types import JsonDict, UtcDateTime, utcnow
@@ -38,6 +45,7 @@ class Course(SQLModel, table=True):
     memberships_url: Optional[str] = Field(default=None, sa_type=Text)
     starts_at: Optional[datetime] = Field(default=None, sa_type=UtcDateTime)
     ends_at: Optional[datetime] = Field(default=None, sa_type=UtcDateTime)
+    retired_at: Optional[datetime] = Field(default=None, sa_type=UtcDateTime)
 
 
 class Account(SQLModel, table=True):
@@ -57,6 +65,7 @@ class Identity(SQLModel, table=True):
     account_id: str = Field(max_length=255, foreign_key="account.account_id", index=True)
     platform: str = Field(max_length=100, foreign_key="platform.name")
     lms_user_id: str = Field(max_length=255)
+    retired_at: Optional[datetime] = Field(default=None, sa_type=UtcDateTime)
 
 
 class Link(SQLModel, table=True):
@@ -75,14 +84,27 @@ class Link(SQLModel, table=True):
     activity_id: str = Field(max_length=255, index=True)
     title: Optional[str] = Field(default=None, max_length=500)
     graded: bool
+    retired_at: Optional[datetime] = Field(default=None, sa_type=UtcDateTime)
+
+
+@lru_cache(maxsize=65536)        # an import asks once per row, for a few thousand distinct contexts
+def launch_context_key(platform: str | None, context_id: str | None) -> str:
+    """The completion's launch context as one non-null key: `none` after a manual login, else the JSON
+    pair ["platform","context_id"]. Why a stored key: NULLs never collide in a unique constraint (SQLite
+    and PostgreSQL alike), so two manual-login completions of one activity would both be kept."""
+    if platform is None and context_id is None:
+        return "none"
+    return json.dumps([platform, context_id], ensure_ascii=False, separators=(",", ":"))
 
 
 class Completion(SQLModel, table=True):
-    """A learner's completed, scored activity. The launch context is empty after a manual login, and
-    may be another course's (both are findings, so no foreign key to course)."""
+    """A learner's completed, scored activity, one per launch context (a retake term or a cross-listed
+    section is another context). The context is empty after a manual login, and may be another course's
+    (both are findings, so no foreign key to course)."""
 
     __tablename__ = "completion"
-    __table_args__ = (UniqueConstraint("account_id", "activity_id", name="uq_completion_account_activity"),)
+    __table_args__ = (UniqueConstraint("account_id", "activity_id", "launch_context",
+                                       name="uq_completion_account_activity_context"),)
     id: Optional[int] = Field(default=None, primary_key=True)
     account_id: str = Field(max_length=255, foreign_key="account.account_id")
     activity_id: str = Field(max_length=255, index=True)
@@ -92,28 +114,65 @@ class Completion(SQLModel, table=True):
     platform: Optional[str] = Field(default=None, max_length=100, foreign_key="platform.name")
     context_id: Optional[str] = Field(default=None, max_length=255)
     resource_link_id: Optional[str] = Field(default=None, max_length=255)
+    launch_context: str = Field(default="", sa_type=Text)      # launch_context_key(platform, context_id)
+    retired_at: Optional[datetime] = Field(default=None, sa_type=UtcDateTime)
+
+
+PASSBACK_CONTENT = ("account_id", "platform", "context_id", "resource_link_id", "line_item_id", "lms_user_id",
+                    "score_given", "score_maximum", "timestamp", "status_code", "response")
+
+
+def passback_digest(row: dict[str, Any]) -> str:
+    """SHA-256 of a passback row's whole content (PASSBACK_CONTENT, normalised: UTC timestamp, float
+    scores). With `occurrence` it is the row's identity: the Nth identical row of an export is the Nth
+    stored copy, so a retried POST logged twice is two rows, and re-importing a file (or a delta export
+    that repeats old rows) adds nothing. Migration 0002 holds a frozen copy: change both or neither."""
+    ts = row["timestamp"].astimezone(timezone.utc).isoformat(timespec="microseconds")
+    given, maximum, status = row["score_given"], row["score_maximum"], row["status_code"]
+    content = [row["account_id"], row["platform"], row["context_id"], row["resource_link_id"],
+               row["line_item_id"], row["lms_user_id"], None if given is None else float(given),
+               None if maximum is None else float(maximum), ts, None if status is None else int(status),
+               row["response"]]
+    return hashlib.sha256(json.dumps(content, ensure_ascii=False, separators=(",", ":")).encode()).hexdigest()
 
 
 class Passback(SQLModel, table=True):
-    """One line of the tool's grade-passback log: what it sent to the LMS and what came back."""
+    """One line of the tool's grade-passback log: what it sent to the LMS and what came back. Append-only
+    (design.md "Inputs" 2): a retried POST with the same payload and timestamp is another row; status_code
+    is empty when no answer came (timed out); resource_link_id is empty for a tool-created line item."""
 
     __tablename__ = "passback"
     __table_args__ = (
-        UniqueConstraint("platform", "context_id", "resource_link_id", "lms_user_id", "timestamp",
-                         name="uq_passback_platform_context_rl_user_ts"),
+        UniqueConstraint("row_digest", "occurrence", name="uq_passback_digest_occurrence"),
+        Index("ix_passback_platform_context", "platform", "context_id"),
     )
     id: Optional[int] = Field(default=None, primary_key=True)
     account_id: Optional[str] = Field(default=None, max_length=255)
     platform: str = Field(max_length=100, foreign_key="platform.name")
     context_id: str = Field(max_length=255)
-    resource_link_id: str = Field(max_length=255)
+    resource_link_id: Optional[str] = Field(default=None, max_length=255)
     line_item_id: Optional[str] = Field(default=None, sa_type=Text)
     lms_user_id: str = Field(max_length=255)
     score_given: Optional[float] = None
     score_maximum: Optional[float] = None
     timestamp: datetime = Field(sa_type=UtcDateTime)
-    status_code: int
+    status_code: Optional[int] = None
     response: Optional[str] = Field(default=None, sa_type=Text)
+    row_digest: str = Field(default="", max_length=64)           # passback_digest(content)
+    occurrence: int = 1                                          # Nth identical row of the export
+
+
+# Rows written through the ORM (tests, scripts) get the same derived keys as the importer's bulk path.
+@event.listens_for(Completion, "before_insert")
+@event.listens_for(Completion, "before_update")
+def _completion_launch_context(_mapper, _connection, target: Completion) -> None:
+    target.launch_context = launch_context_key(target.platform, target.context_id)
+
+
+@event.listens_for(Passback, "before_insert")
+def _passback_digest(_mapper, _connection, target: Passback) -> None:
+    if not target.row_digest:
+        target.row_digest = passback_digest({c: getattr(target, c) for c in PASSBACK_CONTENT})
 
 
 class ImportBatch(SQLModel, table=True):

@@ -36,7 +36,10 @@ def timestamp(column: str, value: str) -> datetime:
     if parsed.tzinfo is None:
         raise RowError(f"{column}: timestamp without a time zone is ambiguous: {value!r} "
                        "(add Z or an offset such as +02:00)")
-    return parsed.astimezone(timezone.utc)
+    try:
+        return parsed.astimezone(timezone.utc)
+    except OverflowError:           # e.g. 9999-12-31T23:00:00-05:00 is past the last representable instant
+        raise RowError(f"{column}: timestamp out of range: {value!r}") from None
 
 
 def number(column: str, value: str) -> float:
@@ -109,3 +112,19 @@ def service_url(column: str, value: str, reg: PlatformRegistration) -> str:
     if host not in reg.allowed_hosts:
         raise RowError(f"{column}: host {host!r} is not in allowed_hosts of platform {reg.name!r}")
     raise RowError(f"{column}: must be https (http only on loopback): {value!r}")
+
+
+def column_limits(model, columns: tuple[str, ...]) -> tuple[tuple[str, int], ...]:
+    """(column, maximum length) of the model's length-limited text columns among `columns`. PostgreSQL
+    refuses a longer value (and would abort the whole import); SQLite would store it: both reject the row."""
+    return tuple((c.name, c.type.length) for c in model.__table__.columns
+                 if c.name in columns and getattr(c.type, "length", None))
+
+
+def check_lengths(values: dict, limits: tuple[tuple[str, int], ...]) -> None:
+    """Raise RowError for the first value longer than its column."""
+    for column, limit in limits:
+        value = values[column]
+        if value is not None and len(value) > limit:
+            raise RowError(f"{column}: value is {len(value):,} characters, longer than the column's "
+                           f"{limit:,}")

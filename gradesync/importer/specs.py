@@ -12,6 +12,7 @@ from gradesync.importer import fields as f
 from gradesync.importer.fields import RowError
 from lti_client.registration import PlatformRegistration
 from models import Account, Completion, Course, Identity, Link, Passback
+from models.tool_records import launch_context_key
 
 
 @dataclass
@@ -20,7 +21,8 @@ class ImportContext:
 
     platforms: dict[str, PlatformRegistration]
     account_ids: set[str] = field(default_factory=set)
-    courses: set[tuple[str, str]] = field(default_factory=set)
+    courses: set[tuple[str, str]] = field(default_factory=set)            # current (not retired) courses
+    retired_courses: set[tuple[str, str]] = field(default_factory=set)
 
 
 Converter = Callable[[dict[str, str], ImportContext], dict[str, Any]]
@@ -34,10 +36,20 @@ class FileSpec:
     key: tuple[str, ...]              # unique within the file and in the table
     convert: Converter
     required_file: bool = True
+    # Columns named when a row repeats the key (default: the key itself).
+    shown_key: tuple[str, ...] | None = None
+    # Rows a full export no longer holds get retired_at (and lose it when they come back). Only files
+    # whose rows belong to one platform: accounts are shared by every platform.
+    retirable: bool = True
+    # An append-only log: no key in the data; each row is identified by its content's digest and its
+    # occurrence number in the file (see models.tool_records.passback_digest). Never updated or retired.
+    append_only: bool = False
 
     @property
     def update_columns(self) -> tuple[str, ...]:
-        return tuple(c for c in self.columns if c not in self.key)
+        if self.append_only:
+            return ()
+        return tuple(c for c in self.columns if c not in self.key) + (("retired_at",) if self.retirable else ())
 
 
 def _course(row: dict[str, str], ctx: ImportContext) -> dict[str, Any]:
@@ -82,6 +94,9 @@ def _link(row: dict[str, str], ctx: ImportContext) -> dict[str, Any]:
     rl, activity = f.required(row, "resource_link_id"), f.required(row, "activity_id")
     graded = f.boolean("graded", f.required(row, "graded"))
     if (reg.name, context_id) not in ctx.courses:
+        if (reg.name, context_id) in ctx.retired_courses:
+            raise RowError(f"context_id: course {context_id!r} on platform {reg.name!r} is retired (a full "
+                           "import found it gone from courses.csv)")
         raise RowError(f"context_id: unknown course {context_id!r} on platform {reg.name!r} (not in courses.csv)")
     return {"platform": reg.name, "context_id": context_id, "resource_link_id": rl, "activity_id": activity,
             "title": f.optional(row, "title"), "graded": graded}
@@ -99,22 +114,29 @@ def _completion(row: dict[str, str], ctx: ImportContext) -> dict[str, Any]:
                            "or leave all three empty (a manual login)")
         # The context may be another course's (launched_outside_course), so only the platform is checked.
         platform = f.platform_of("platform", platform, ctx.platforms).name
+    platform, context_id = platform or None, context_id or None
     return {"account_id": account_id, "activity_id": activity_id, "score_given": given,
-            "score_maximum": maximum, "completed_at": completed_at, "platform": platform or None,
-            "context_id": context_id or None, "resource_link_id": rl or None}
+            "score_maximum": maximum, "completed_at": completed_at, "platform": platform,
+            "context_id": context_id, "resource_link_id": rl or None,
+            "launch_context": launch_context_key(platform, context_id)}
 
 
 def _passback(row: dict[str, str], ctx: ImportContext) -> dict[str, Any]:
+    """A log line as the tool wrote it (design.md "Inputs" 2): status_code empty = no answer (timed out);
+    resource_link_id empty = a POST to a line item the tool created itself, so line_item_id must say which."""
     reg = f.platform_of("platform", f.required(row, "platform"), ctx.platforms)
     given, maximum = f.score_pair(row, allow_empty=True)
-    li = row["line_item_id"]
+    li, rl, status = row["line_item_id"], row["resource_link_id"], row["status_code"]
+    if not rl and not li:
+        raise RowError("resource_link_id, line_item_id: both empty: a passback names the line item it "
+                       "targeted, or the resource link")
     return {
         "account_id": f.optional(row, "account_id"), "platform": reg.name,
-        "context_id": f.required(row, "context_id"), "resource_link_id": f.required(row, "resource_link_id"),
+        "context_id": f.required(row, "context_id"), "resource_link_id": rl or None,
         "line_item_id": f.service_url("line_item_id", li, reg) if li else None,
         "lms_user_id": f.required(row, "lms_user_id"), "score_given": given, "score_maximum": maximum,
         "timestamp": f.timestamp("timestamp", f.required(row, "timestamp")),
-        "status_code": f.integer("status_code", f.required(row, "status_code"), 100, 599),
+        "status_code": f.integer("status_code", status, 100, 599) if status else None,
         "response": f.optional(row, "response"),
     }
 
@@ -124,17 +146,18 @@ SPECS: tuple[FileSpec, ...] = (
     FileSpec("courses.csv", Course,
              ("platform", "deployment_id", "context_id", "title", "lineitems_url", "memberships_url",
               "starts_at", "ends_at"), ("platform", "context_id"), _course),
-    FileSpec("accounts.csv", Account, ("account_id", "email", "name", "origin"), ("account_id",), _account),
+    FileSpec("accounts.csv", Account, ("account_id", "email", "name", "origin"), ("account_id",), _account,
+             retirable=False),
     FileSpec("identities.csv", Identity, ("account_id", "platform", "lms_user_id"),
              ("platform", "lms_user_id"), _identity),
     FileSpec("links.csv", Link, ("platform", "context_id", "resource_link_id", "activity_id", "title", "graded"),
              ("platform", "context_id", "resource_link_id"), _link),
     FileSpec("completions.csv", Completion,
              ("account_id", "activity_id", "score_given", "score_maximum", "completed_at", "platform",
-              "context_id", "resource_link_id"), ("account_id", "activity_id"), _completion),
+              "context_id", "resource_link_id"), ("account_id", "activity_id", "launch_context"), _completion,
+             shown_key=("account_id", "activity_id", "platform", "context_id")),
     FileSpec("passbacks.csv", Passback,
              ("account_id", "platform", "context_id", "resource_link_id", "line_item_id", "lms_user_id",
               "score_given", "score_maximum", "timestamp", "status_code", "response"),
-             ("platform", "context_id", "resource_link_id", "lms_user_id", "timestamp"), _passback,
-             required_file=False),
+             ("row_digest", "occurrence"), _passback, required_file=False, retirable=False, append_only=True),
 )

@@ -122,16 +122,17 @@ def bad_export() -> tuple[dict[str, list[list[str]]], set[tuple[str, int, str]]]
         ["acc-1", "act-6", "1", "10", "2025-03-01 10:00:00", "", "", ""],                                # 9
         ["acc-1", "act-7", "1", "10", "last tuesday", "", "", ""],                                       # 10
         ["acc-1", "act-8", "1", "10", "2025-03-01T10:00:00Z", "canvas-test", "", ""],                    # 11
-        ["acc-1", "act-1", "1", "10", "2025-03-01T10:00:00Z", "", "", ""],                               # 12
+        ["acc-1", "act-1", "1", "10", "2025-03-01T10:00:00Z", "canvas-test", "101", "rl-1"],             # 12
         ["acc-1", "act-9", "1", "10"],                                                                   # 13
         ["acc-1", "act-10", "", "10", "2025-03-01T10:00:00Z", "", "", ""],                               # 14
         ["acc-1", "act-11", "1", "10", "2025-03-01T10:00:00Z", "blackboard-x", "c", "r"],                # 15
         ["acc-1", "act-12", "nan", "10", "2025-03-01T10:00:00Z", "", "", ""],                            # 16
+        ["acc-1", "act-13", "1", "10", "9999-12-31T23:59:59-05:00", "", "", ""],                         # 17
     ]
     pb += [
         ["", "canvas-test", "101", "rl-1", "https://evil.test/line_items/1", "sub-1", "1", "10",
          "2025-03-01T09:00:03Z", "200", ""],                                                             # 4
-        ["", "canvas-test", "101", "rl-1", "", "sub-1", "1", "10", "2025-03-01T10:00:01+01:00", "200", ""],  # 5: dup of 2
+        ["", "canvas-test", "101", "", "", "sub-1", "1", "10", "2025-03-01T10:00:01+01:00", "200", ""],  # 5
         ["", "canvas-test", "101", "rl-1", "", "sub-1", "1", "10", "2025-03-01T09:00:09Z", "OK", ""],    # 6
     ]
     expected = {
@@ -152,13 +153,15 @@ def bad_export() -> tuple[dict[str, list[list[str]]], set[tuple[str, int, str]]]
         ("completions.csv", 9, "completed_at: timestamp without a time zone is ambiguous"),
         ("completions.csv", 10, "completed_at: not an ISO 8601 timestamp: 'last tuesday'"),
         ("completions.csv", 11, "give all three (an LTI launch) or leave all three empty"),
-        ("completions.csv", 12, "duplicate key (account_id='acc-1', activity_id='act-1'); first on line 2"),
+        ("completions.csv", 12, "duplicate key (account_id='acc-1', activity_id='act-1', platform='canvas-test', "
+                                "context_id='101'); first on line 2"),
         ("completions.csv", 13, "row has 4 fields, header has 8"),
         ("completions.csv", 14, "score_given: required value is missing"),
         ("completions.csv", 15, "platform: unknown platform 'blackboard-x'"),
         ("completions.csv", 16, "score_given: not a finite number"),
+        ("completions.csv", 17, "completed_at: timestamp out of range"),
         ("passbacks.csv", 4, "line_item_id: host 'evil.test' is not in allowed_hosts"),
-        ("passbacks.csv", 5, "duplicate key"),
+        ("passbacks.csv", 5, "resource_link_id, line_item_id: both empty"),
         ("passbacks.csv", 6, "status_code: not an integer: 'OK'"),
     }
     return rows, expected
@@ -201,18 +204,18 @@ def test_rejections_are_printed_up_to_the_show_limit(config, tmp_path):
     assert f"and {len(expected) - 3:,} more rejected row(s)" in result.output
 
 
-def test_missing_required_header_skips_that_file_and_names_the_column(config, db_url, tmp_path):
+def test_missing_required_header_column_is_fatal_with_one_message_and_writes_nothing(config, db_url, tmp_path):
     headers = {"completions.csv": ["account_id", "activity_id", "score_given", "score_maximum", "platform",
                                    "context_id", "resource_link_id"]}
     rows = valid_rows()
     rows["completions.csv"] = [r[:4] + r[5:] for r in rows["completions.csv"]]
     result = cli_import(config, write_export(tmp_path / "export", rows, headers=headers))
-    assert result.exit_code == 2, result.output
-    stored = rows_of(db_url, ImportRejection)
-    assert [(r.file, r.line) for r in stored] == [("completions.csv", 1)]
-    assert "missing column 'completed_at'" in stored[0].reason
-    assert rows_of(db_url, Completion) == []
-    assert len(rows_of(db_url, Link)) == 2                # the other files were imported
+    assert result.exit_code == 1, result.output
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.output
+    assert "completions.csv:1: missing column 'completed_at'; header has: account_id" in result.stderr
+    from models import upgrade_database
+    upgrade_database(db_url)
+    assert rows_of(db_url, ImportBatch) == [] and rows_of(db_url, Link) == []     # nothing imported
 
 
 def test_line_numbers_are_physical_lines_across_quoted_newlines_and_blank_lines(config, db_url, tmp_path):

@@ -3,6 +3,7 @@ the one-open-resync-task rule, bulk_upsert counts, aware-UTC datetimes — on SQ
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
 from alembic.autogenerate import compare_metadata
@@ -17,6 +18,7 @@ from gradesync.cli import app
 from gradesync.findings import CATEGORIES
 from models import (
     AlertLog, AuditRun, FindingCategory, Platform, ResyncState, ResyncTask, bulk_upsert, current_revision,
+    dispose_engine,
     make_engine, session_scope, upgrade_database,
 )
 from models.db import alembic_config
@@ -153,3 +155,61 @@ def test_engine_is_cached_and_sqlite_connections_enforce_foreign_keys(tmp_path):
     with pytest.raises(IntegrityError):
         with session_scope(engine) as s:                      # course.platform references platform.name
             s.connection().execute(text("INSERT INTO course (platform, context_id) VALUES ('nope', 'c')"))
+
+
+def test_upgrading_a_0001_database_keeps_its_records_and_reimport_adds_nothing(db_url, write_config, tmp_path):
+    """Migration 0002 backfills the passback digest and the completion launch context exactly as the
+    importer computes them: rows imported before the upgrade are recognised by the next import."""
+    import subprocess
+    import sys
+
+    import sqlalchemy as sa
+    from alembic import command
+
+    from .exports import CANVAS, write_export
+
+    command.upgrade(alembic_config(db_url), "0001_initial")
+    utc = timezone.utc
+    t = {name: sa.table(name, *[sa.column(c, sa.DateTime(timezone=True) if c in ("timestamp", "completed_at",
+                                                                                   "updated_at") else None)
+                                for c in cols])
+         for name, cols in {
+             "platform": ("name", "vendor", "issuer", "client_id", "updated_at"),
+             "account": ("account_id", "email", "name", "origin"),
+             "completion": ("account_id", "activity_id", "score_given", "score_maximum", "completed_at",
+                            "platform", "context_id", "resource_link_id"),
+             "passback": ("account_id", "platform", "context_id", "resource_link_id", "line_item_id",
+                          "lms_user_id", "score_given", "score_maximum", "timestamp", "status_code", "response"),
+         }.items()}
+    with make_engine(db_url).begin() as c:        # what the 0001-era importer stored for tests/foundation/exports.py
+        c.execute(t["platform"].insert(), [dict(name="canvas-test", vendor="canvas", issuer="https://canvas.test",
+                                                client_id="client-canvas-test", updated_at=datetime.now(utc))])
+        c.execute(t["account"].insert(), [dict(account_id="acc-1", email="ada@example.edu", name="Ada", origin="lti"),
+                                          dict(account_id="acc-2", email="Ada@Example.edu", name="Ada (manual)",
+                                               origin="manual")])
+        c.execute(t["completion"].insert(), [
+            dict(account_id="acc-1", activity_id="act-1", score_given=8.0, score_maximum=10.0,
+                 completed_at=datetime(2025, 3, 1, 9, tzinfo=utc), platform="canvas-test", context_id="101",
+                 resource_link_id="rl-1"),
+            dict(account_id="acc-2", activity_id="act-1", score_given=9.5, score_maximum=10.0,
+                 completed_at=datetime(2025, 3, 2, 10, tzinfo=utc), platform=None, context_id=None,
+                 resource_link_id=None)])
+        c.execute(t["passback"].insert(), [
+            dict(account_id="acc-1", platform="canvas-test", context_id="101", resource_link_id="rl-1",
+                 line_item_id=f"{CANVAS}/line_items/7", lms_user_id="sub-1", score_given=8.0, score_maximum=10.0,
+                 timestamp=datetime(2025, 3, 1, 9, 0, 1, tzinfo=utc), status_code=200, response="{}"),
+            dict(account_id=None, platform="canvas-test", context_id="101", resource_link_id="rl-1",
+                 line_item_id=None, lms_user_id="sub-3", score_given=None, score_maximum=None,
+                 timestamp=datetime(2025, 3, 1, 9, 0, 2, tzinfo=utc), status_code=422,
+                 response="assignment unpublished")])
+    dispose_engine(db_url)
+
+    config = write_config(db_url=db_url)
+    result = subprocess.run([str(Path(sys.executable).parent / "gradesync"), "--config", str(config), "import",
+                             str(write_export(tmp_path / "export"))], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert current_revision(db_url) == head()
+    inserted = {line.split("│")[1].strip(): line.split("│")[3].strip()
+                for line in result.stdout.splitlines() if ".csv" in line}
+    assert inserted["passbacks.csv"] == "0"          # both stored rows recognised
+    assert inserted["completions.csv"] == "1"        # acc-3's completion is the only new one
