@@ -28,6 +28,7 @@ import csv
 import json
 import os
 import subprocess
+import sys
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -38,7 +39,9 @@ from typing import Any
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from real.moodle.wire import MEDIA, READ_SCOPES, SCOPE_SCORE, MoodleWire, iso_z
+if __package__ in (None, ""):                      # run as a script: tests/ → `real.moodle.*`
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from real.moodle.wire import MEDIA, READ_SCOPES, SCOPE_SCORE, MoodleWire, iso_z  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 PLATFORM = "moodle51"
@@ -347,3 +350,20 @@ def export(w: RealWorld) -> Path:
                                "lms_user_id": p.lms_user_id, "note": p.note} for p in w.truth]}
     (w.out / "ground-truth.json").write_text(json.dumps(truth, indent=2), encoding="utf-8")
     return toml
+
+
+def main() -> None:
+    """`python tests/real/moodle/world.py --site DIR --out DIR`: provision a world and write its export."""
+    import argparse
+    parser = argparse.ArgumentParser(description="Provision a gradesync test world into a real Moodle.")
+    parser.add_argument("--site", type=Path, required=True, help="the Moodle site dir (holds config.php)")
+    parser.add_argument("--out", type=Path, required=True, help="where the CSVs, key, toml and truth go")
+    parser.add_argument("--prefix", help="name prefix (default: a new one)")
+    args = parser.parse_args()
+    world = build_world(args.site, args.out, args.prefix)
+    print(f"world {world.prefix}: {len(world.truth)} planted findings; "
+          f"gradesync --config {args.out / 'gradesync.toml'} import {args.out}", file=sys.stdout)
+
+
+if __name__ == "__main__":
+    main()
