@@ -11,8 +11,8 @@ Per task (issue 6 "Resync" 2–4, issue 10 §1/§3):
    only when it proves the tool's score landed, `failed:accepted_not_shown` at once when the platform
    shows another value (cap, late policy, override, a kept teacher grade), `sent` (re-checked next run)
    only when the read-back itself failed; a refusal reclassifies (see `refusal_change`).
-The first task of each line item in a batch goes alone: if the item refuses as inactive, the item's
-other tasks wait (item_blocked_at) instead of being POSTed blindly; a later run probes the item once.
+The tasks of a line item go one at a time until one had a score accepted: if the item refuses as
+inactive, its other tasks wait (item_blocked_at) instead of being POSTed blindly; a later run probes it.
 One LtiClient per platform; at most the client's concurrency tasks are in progress at once.
 """
 from __future__ import annotations
@@ -132,7 +132,8 @@ class PlatformSender:
         self.rule: LandingRule = landing_rule(registration.vendor)
         self.out = PlatformOutcome(registration.name)
         self._halt: str | None = None          # set when the platform itself stops working
-        self._item_gates: dict[str, asyncio.Event] = {}     # line item → its first task is done
+        self._item_locks: dict[str, asyncio.Lock] = {}      # line item → one task at a time until open
+        self._open_items: set[str] = set()                  # line items that accepted a score in this run
         self._refused_items: dict[str, str] = {}            # line item → why it refused (inactive)
         self._maxima: dict[str, asyncio.Task] = {}          # line-items container → {item id: max}
 
@@ -161,25 +162,24 @@ class PlatformSender:
         return self.out
 
     async def _gated(self, lms: LtiClient, task: ClaimedTask) -> None:
-        """The first task of a line item goes alone; the others follow once it is done, and wait
-        unsent if it found the item refusing as inactive (issue 10 §3: never POSTed blindly)."""
-        gate = self._item_gates.get(task.line_item_id)
-        first = gate is None
-        if first:
-            gate = self._item_gates[task.line_item_id] = asyncio.Event()
-        else:
-            await gate.wait()
-        try:
-            refused = self._refused_items.get(task.line_item_id)
-            if refused is not None:
-                await asyncio.to_thread(self.store.wait_for_item, task.id,
-                                        f"not sent: the line item refused a score as inactive in this run: {refused}")
-                self.out.outcomes["waiting:item_inactive"] += 1
-                return
-            await self._one(lms, task)
-        finally:
-            if first:
-                gate.set()
+        """Tasks of a line item go one at a time until one of them had a score accepted; if the item
+        refuses as inactive meanwhile, the rest wait unsent (issue 10 §3: never POSTed blindly)."""
+        item = task.line_item_id
+        if item not in self._open_items:
+            async with self._item_locks.setdefault(item, asyncio.Lock()):
+                if item not in self._open_items:
+                    await self._unless_refused(lms, task)
+                    return
+        await self._unless_refused(lms, task)
+
+    async def _unless_refused(self, lms: LtiClient, task: ClaimedTask) -> None:
+        refused = self._refused_items.get(task.line_item_id)
+        if refused is not None:
+            await asyncio.to_thread(self.store.wait_for_item, task.id,
+                                    f"not sent: the line item refused a score as inactive in this run: {refused}")
+            self.out.outcomes["waiting:item_inactive"] += 1
+            return
+        await self._one(lms, task)
 
     async def _one(self, lms: LtiClient, task: ClaimedTask) -> None:
         skip = self._halt or self.out.unverified_courses.get(task.context_id)
@@ -199,6 +199,8 @@ class PlatformSender:
             self._halt = f"{self.reg.name}: token refused: {change.response}"
         if change.refuse_item:
             self._refused_items[task.line_item_id] = (change.response or "")[:200]
+        elif change.attempt_no is not None and change.status is None:
+            self._open_items.add(task.line_item_id)        # a score was accepted (2xx): the item takes grades
         await asyncio.to_thread(self.store.apply, task.id, change)
         self.out.outcomes[change.outcome] += 1
 

@@ -67,8 +67,9 @@ class Served:
             return list(s.exec(select(m.ResyncTask).order_by(m.ResyncTask.id)))
 
     def task_of(self, cell: Cell) -> m.ResyncTask:
-        return next(t for t in self.tasks() if (t.platform, t.lms_user_id, t.context_id) ==
-                    (cell.platform, cell.lms_user_id, cell.context_id) and t.line_item_id == cell.line_item_url)
+        """The cell's latest task."""
+        return [t for t in self.tasks() if (t.platform, t.lms_user_id, t.context_id) ==
+                (cell.platform, cell.lms_user_id, cell.context_id) and t.line_item_id == cell.line_item_url][-1]
 
     def add_cells(self, cells: list[Cell]) -> int:
         """Queue `cells` as gaps too (a new audit run that also still holds the earlier ones)."""
