@@ -15,7 +15,7 @@ import os
 import socket
 from datetime import datetime, timedelta
 
-from sqlalchemy import Engine, and_, func, or_, select, true, update
+from sqlalchemy import Engine, and_, func, or_, select, text, true, tuple_, update
 
 import models as m
 
@@ -113,18 +113,34 @@ def _courses_excluded(courses: set[tuple[str, str]] | None):
     return cond
 
 
+# Any number for pg_advisory_xact_lock: probe claims are serialised (the pick aggregates over items).
+_PG_PROBE_LOCK = 0x70726F62  # "prob"
+
+
 def claim_probes(engine: Engine, worker: str, platforms: list[str], limit: int,
                  exclude_courses: set[tuple[str, str]] | None = None) -> list[int]:
     """Claim one probe per line item that refused scores as inactive (issue 10 §3): the first (oldest)
-    sendable task of each blocked item. Called once per resync run, so an item that still refuses
-    costs one POST a run; when the probe lands, the item's other tasks are released (store.apply)."""
+    sendable task of each blocked item none of whose tasks is claimed right now. Called once per resync
+    run, so an item that still refuses costs one POST a run; when the probe lands, the item's other
+    tasks are released (store.apply)."""
     if limit <= 0 or not platforms:
         return []
+    busy = select(T.platform, T.line_item_id).where(T.state == S.claimed, T.item_blocked_at.is_not(None))
     waiting = and_(T.platform.in_(platforms), T.item_blocked_at.is_not(None),
-                   T.state.in_((S.pending, S.approved)), _courses_excluded(exclude_courses))
+                   T.state.in_(SENDABLE), _courses_excluded(exclude_courses),
+                   tuple_(T.platform, T.line_item_id).not_in(busy))
+    now = m.utcnow()
     with engine.connect() as conn:
+        # One transaction that holds the write lock (SQLite) or the probe lock (PostgreSQL) from the
+        # pick to the commit: two claimers never probe the same item.
+        if conn.dialect.name == "postgresql":
+            conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_PROBE_LOCK})
+        else:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
         first = conn.execute(select(func.min(T.id)).where(waiting).group_by(T.platform, T.line_item_id)).scalars().all()
-    if not first:
-        return []
-    pick = select(T.id).where(waiting, T.id.in_(sorted(first)[:limit])).order_by(T.id)
-    return _claim_ids(engine, worker, pick, m.utcnow())
+        ids = sorted(first)[:limit]
+        if ids:
+            conn.execute(update(m.ResyncTask.__table__).where(T.id.in_(ids))
+                         .values(state=S.claimed, claimed_by=worker, claimed_at=now, updated_at=now))
+        conn.commit()
+    return ids
