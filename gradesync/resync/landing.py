@@ -68,6 +68,10 @@ class LandingRule:
         """(scoreGiven, scoreMaximum) to POST for the tool's `given`/`maximum`."""
         return given, maximum
 
+    def held_note(self, before: Result | None) -> str:
+        """Why a send is held for approval (only rules with `keeps_present_grade` hold)."""
+        return f"the LMS shows {describe(before)}: approve the supersede to replace it"
+
     def judge(self, after: Result | None, tool_normalised: float, sent: tuple[float, float],
               item_maximum: float | None) -> Landing:
         """The verdict on the read-back `after` of an accepted send of `sent`."""
@@ -88,6 +92,12 @@ class CanvasLanding(LandingRule):
     # would only overwrite the Lti::Result row that the audit reads (hiding the gap).
     keeps_present_grade = True
     FACTOR = 2.0
+
+    def held_note(self, before: Result | None) -> str:
+        """Why a send to a cell that shows a grade is held for approval instead of POSTed."""
+        return (f"the LMS shows {describe(before)}; Canvas keeps a present grade under "
+                "prioritize_non_tool_grade (scores_controller submission_has_score?), so the send could not "
+                "change the gradebook: approve the supersede to replace it")
 
     def sent_values(self, given: float, maximum: float, item_maximum: float | None) -> tuple[float, float]:
         if item_maximum is not None and abs(maximum - item_maximum) <= 1e-9 * max(1.0, abs(item_maximum)):

@@ -262,9 +262,7 @@ class PlatformSender:
             # Canvas keeps any present submission score under prioritize_non_tool_grade (§4.2
             # submission_has_score?): the POST could not change the gradebook and would only overwrite
             # the Lti::Result the audit reads. Only an approved supersede can replace it.
-            return Change(S.needs_approval, HELD_KEEPS_GRADE, settle=settle,
-                          response=f"the LMS shows {_describe(before)}; {self.reg.vendor.value} keeps a present "
-                                   "grade unless the send overrides it: approve the supersede to replace it")
+            return Change(S.needs_approval, HELD_KEEPS_GRADE, settle=settle, response=self.rule.held_note(before))
         if task.attempts >= self.max_attempts and not task.item_blocked:
             return Change(S.failed, "failed:max_attempts", settle=settle,
                           response=f"gave up after {task.attempts} attempt(s); last: {task.last_response or ''}"[:2000])
