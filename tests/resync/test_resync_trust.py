@@ -11,7 +11,7 @@ from sqlmodel import select
 
 import models as m
 from gradesync.resync.plan import approve
-from tests.resync.world_helpers import Cell, queue_cells, served_world, unscored_cells
+from tests.resync.world_helpers import Cell, served_world, unscored_cells
 
 S = m.ResyncState
 TOL = 0.005
