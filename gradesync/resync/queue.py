@@ -179,9 +179,12 @@ def refused_evidence(task: m.ResyncTask) -> dict[str, Any]:
                      "approve a supersede (gradesync resync approve) to replace it, or change it in the LMS")}
 
 
-def queue_from_findings(session: Session, run_id: int, findings: list[m.Finding]) -> QueueCounts:
+def queue_from_findings(session: Session, run_id: int, findings: list[m.Finding],
+                        activities: set[str] | None = None) -> QueueCounts:
     """Create, update or cancel resync tasks from one audit run's stored findings (see module doc).
-    Runs inside the caller's session and transaction; flushes but does not commit."""
+    `activities`: the run was narrowed to these (`audit --activity`): tasks of other activities are
+    outside its scope and never cancelled by it. Runs inside the caller's session and transaction;
+    flushes but does not commit."""
     counts = QueueCounts()
     now = m.utcnow()
     blocked_items = _blocked_items(findings)
@@ -242,6 +245,8 @@ def queue_from_findings(session: Session, run_id: int, findings: list[m.Finding]
     for key, task in open_tasks.items():
         if key in seen or (task.platform, task.context_id) not in audited or task.state is m.ResyncState.claimed:
             continue
+        if activities is not None and task.activity_id not in activities:
+            continue   # outside an on-demand audit's scope: it proved nothing about this cell
         if (task.platform, task.line_item_id) in blocked_items:
             # The item is reported inactive (its learner findings give way to the item's): the task
             # waits for the item's probe instead of being cancelled.
