@@ -68,6 +68,10 @@ class LandingRule:
         """(scoreGiven, scoreMaximum) to POST for the tool's `given`/`maximum`."""
         return given, maximum
 
+    def container_of(self, line_item_id: str) -> str | None:
+        """The line-items container of a line item URL, when the vendor's URL shape says it."""
+        return None
+
     def held_note(self, before: Result | None) -> str:
         """Why a send is held for approval (only rules with `keeps_present_grade` hold)."""
         return f"the LMS shows {describe(before)}: approve the supersede to replace it"
@@ -92,6 +96,12 @@ class CanvasLanding(LandingRule):
     # would only overwrite the Lti::Result row that the audit reads (hiding the gap).
     keeps_present_grade = True
     FACTOR = 2.0
+
+    def container_of(self, line_item_id: str) -> str | None:
+        # §2.2: item id = https://<host>/api/lti/courses/<course>/line_items/<id>; the container is the
+        # same path without the last segment (used when the course's lineitems_url is not on record).
+        head, sep, tail = line_item_id.split("?", 1)[0].rstrip("/").rpartition("/")
+        return head if sep and head.endswith("/line_items") and tail else None
 
     def held_note(self, before: Result | None) -> str:
         """Why a send to a cell that shows a grade is held for approval instead of POSTed."""

@@ -210,14 +210,15 @@ class PlatformSender:
 
     async def _item_maximum(self, lms: LtiClient, task: ClaimedTask) -> float | None:
         """The line item's scoreMaximum, from one listing of the course's line items per batch (None
-        when the course has no container URL on record or the item is not listed)."""
-        if not task.lineitems_url:
+        when no container URL is known or the item is not listed)."""
+        container = task.lineitems_url or self.rule.container_of(task.line_item_id)
+        if not container:
             return None
-        job = self._maxima.get(task.lineitems_url)
+        job = self._maxima.get(container)
         if job is None:
             async def fetch() -> dict[str, float | None]:
-                return {li.id: li.score_maximum for li in await lms.list_line_items(task.lineitems_url)}
-            job = self._maxima[task.lineitems_url] = asyncio.ensure_future(fetch())
+                return {li.id: li.score_maximum for li in await lms.list_line_items(container)}
+            job = self._maxima[container] = asyncio.ensure_future(fetch())
         return (await job).get(task.line_item_id)
 
     async def _stale_time(self, lms: LtiClient, task: ClaimedTask, exc: LtiError) -> datetime | None:

@@ -90,6 +90,9 @@ def test_canvas_hidden_teacher_grade_is_kept_and_the_task_fails_not_verified(can
 def test_canvas_missing_grade_lands_and_is_verified_with_prioritize_on(canvas):
     cells = unscored_cells(canvas.world, canvas.sandbox.base_url, "canvas", 2)
     canvas.add_cells(cells)
+    with m.session_scope(m.make_engine(canvas.database_url)) as s:      # no container URL on record:
+        for course in s.exec(select(m.Course).where(m.Course.context_id == cells[0].context_id)):
+            course.lineitems_url = None                                 # derived from the item URL (§2.2)
     canvas.resync()
     for c in cells:
         t = canvas.task_of(c)

@@ -222,5 +222,9 @@ def test_canvas_landing_tells_a_kept_teacher_grade_from_the_tool_grade():
     assert judged.verdict == "kept_by_person" and "Canvas kept a grade entered by a person" in judged.note
     assert rule.judge(Result("r", "li", "u", 0.0, 20.0), 0.0, (0, 20), 10).verdict == "unconfirmable"
     assert rule.judge(tool, 0.8, sent, None).verdict == "unconfirmable"
+    item = "https://canvas.test/api/lti/courses/7/line_items/12"
+    assert rule.container_of(item) == "https://canvas.test/api/lti/courses/7/line_items"
+    assert rule.container_of("https://canvas.test/api/lti/courses/7") is None
+    assert landing_rule("moodle").container_of(item) is None
     capped = landing_rule("d2l").judge(Result("r", "li", "u", 10.0, 10.0), 1.2, (12, 10), None)
     assert capped.verdict == "other_value" and "10/10" in capped.note
