@@ -113,7 +113,9 @@ def run(
 @app.command()
 def approve(
     ctx: typer.Context,
-    finding_ids: Optional[list[int]] = typer.Argument(None, help="Ids of manual_grade_conflict findings."),
+    finding_ids: Optional[list[int]] = typer.Argument(
+        None, help="Ids of findings whose LMS grade may be replaced: manual_grade_conflict, a grade the platform "
+                   "keeps unless superseded (Canvas), or a send the platform accepted and did not apply."),
     all_conflicts: bool = typer.Option(False, "--all-conflicts", help="Every conflict waiting in --course."),
     course: Optional[str] = typer.Option(None, "--course", help="CONTEXT_ID or PLATFORM/CONTEXT_ID (with --all-conflicts)."),
     by: str = typer.Option(..., "--by", help="Who approves (recorded with the time)."),

@@ -70,6 +70,9 @@ class Score:
     grading_progress: str = "FullyGraded"
     submitted_at: datetime | None = None
     comment: str | None = None
+    # Leave a grade a person entered in the LMS in place (Canvas `prioritize_non_tool_grade`, §4.2).
+    # True unless the send is an approved supersede of a manual grade.
+    keep_non_tool_grade: bool = True
 
 
 @dataclass(frozen=True)

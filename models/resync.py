@@ -42,6 +42,12 @@ class ResyncTask(SQLModel, table=True):
     last_status: Optional[int] = None
     last_response: Optional[str] = Field(default=None, sa_type=Text)
     last_timestamp_sent: Optional[datetime] = Field(default=None, sa_type=UtcDateTime)
+    # How the last handling ended (`verified`, `failed:accepted_not_shown`, `held:platform_keeps_grade`…):
+    # the queue reads it so a refused supersede is not re-opened as a fresh approval request each night.
+    last_outcome: Optional[str] = Field(default=None, max_length=40)
+    # Set while the line item refuses scores as inactive (item_not_active): the task waits; one task of
+    # the item is sent per resync run as a probe, and when it lands the item's tasks are released.
+    item_blocked_at: Optional[datetime] = Field(default=None, sa_type=UtcDateTime)
     approved_by: Optional[str] = Field(default=None, max_length=255)
     approved_at: Optional[datetime] = Field(default=None, sa_type=UtcDateTime)
     claimed_by: Optional[str] = Field(default=None, max_length=255)

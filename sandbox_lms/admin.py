@@ -90,6 +90,12 @@ def admin_router(control: SandboxControl) -> APIRouter:
                   scorer=body.get("scorer", "instructor"), comment=body.get("comment"))
         return {"user_id": rec.user_id, "result_score": rec.result_score, "stored_at": rec.stored_at.isoformat()}
 
+    @r.post("/{reg}/courses/{ctx}/line_items/{item_id}/hidden_teacher_grade")
+    def hidden_teacher_grade(reg: str, ctx: str, item_id: int, body: dict = Body(...)) -> dict:
+        rec = run(control.plant_hidden_teacher_grade, reg, ctx, item_id, str(body["user_id"]), body["score"],
+                  scorer=body.get("scorer", "instructor"))
+        return {"user_id": rec.user_id, "result_score": rec.result_score, "stored_at": rec.stored_at.isoformat()}
+
     @r.post("/clock/advance")
     def advance(body: dict = Body(...)) -> dict:
         control.advance_clock(float(body["seconds"]))

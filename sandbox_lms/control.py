@@ -57,6 +57,13 @@ class SandboxControl:
         li = self.line_item(reg, context_id, item_id)
         return gradebook.manual_grade(li, user_id, score, now=self.runtime.now(), scorer=scorer, comment=comment)
 
+    def plant_hidden_teacher_grade(self, reg: str, context_id: str, item_id: int, user_id: str, score: float,
+                                   *, scorer: str | None = "instructor") -> ResultRecord:
+        """Canvas: a teacher grades a learner the tool never scored (score on the item's scale). AGS results
+        do not show it (no Lti::Result row, §3.2); a score POST with `prioritize_non_tool_grade` keeps it."""
+        li = self.line_item(reg, context_id, item_id)
+        return gradebook.hidden_teacher_grade(li, user_id, float(score), now=self.runtime.now(), scorer=scorer)
+
     def set_published(self, reg: str, context_id: str, item_id: int, published: bool) -> None:
         """Publish or unpublish a line item's assignment (Canvas published / Blackboard Available)."""
         self.line_item(reg, context_id, item_id).active = published
@@ -125,3 +132,4 @@ class SandboxControl:
         """Zero the counters and clear the score log."""
         self.runtime.counters.reset()
         self.runtime.score_log.clear()
+        self.runtime.score_bodies.clear()

@@ -85,14 +85,14 @@ def apply_score(item: LineItemRecord, score: IncomingScore, policy: ScorePolicy)
         existing.stored_at = stored_at
         existing.tool_posted = True
         return existing
+    if sets and policy.honours_canvas_flags and score.prioritize_non_tool_grade \
+            and existing is not None and existing.result_score is not None:
+        return _canvas_keep_submission(existing, score, stored_at)
     if sets:
         value = rescale(float(score.score_given), score.score_maximum or policy.default_maximum,
                         item.score_maximum)
         if policy.cap_at_maximum:
             value = min(value, item.score_maximum)
-        if policy.honours_canvas_flags and score.prioritize_non_tool_grade and existing \
-                and existing.result_score is not None:
-            value = existing.result_score         # Canvas: any present score wins (§4.2)
     else:
         # "Reset": not FullyGraded or no scoreGiven clears the cell (spec §4.1; Canvas/Moodle §4.2–4.3)
         if policy.honours_canvas_flags and score.preserve_score and existing is not None:
@@ -106,20 +106,54 @@ def apply_score(item: LineItemRecord, score: IncomingScore, policy: ScorePolicy)
         user_id=score.user_id, result_score=value, result_maximum=item.score_maximum,
         stored_at=stored_at, comment=score.comment, scoring_user_id=score.scoring_user_id,
         by_tool=True, tool_posted=True,
+        lti_score=score.score_given if policy.honours_canvas_flags else None,
+        lti_maximum=score.score_maximum if policy.honours_canvas_flags and sets else None,
     )
     item.results[score.user_id] = record
     return record
 
 
+def _canvas_keep_submission(existing: ResultRecord, score: IncomingScore, stored_at: datetime) -> ResultRecord:
+    """Canvas `prioritize_non_tool_grade` with a submission score present (`submission_has_score?`, any
+    grader, §4.2): the submission — its score and grader — stays; the Lti::Result row is still written
+    with the raw score, the sent maximum and the tool's timestamp."""
+    existing.lti_score = score.score_given
+    existing.lti_maximum = score.score_maximum
+    existing.stored_at = stored_at
+    existing.comment = score.comment
+    existing.tool_posted = True
+    return existing
+
+
 def manual_grade(item: LineItemRecord, user_id: str, score: float | None, *, now: datetime,
                  scorer: str | None = "instructor", comment: str | None = None) -> ResultRecord:
-    """An instructor edits the gradebook cell: the score is on the item's scale; the stored time moves to now."""
+    """An instructor edits the gradebook cell: the score is on the item's scale; the stored time moves to now.
+    Canvas copies the new score into an existing Lti::Result row, keeping its maximum
+    (`Lti::Result.update_score_for_submission`, result.rb@02bf0940, §3.2); with no row there is none to copy to."""
     existing = item.results.get(user_id)
     record = ResultRecord(
         user_id=user_id, result_score=score, result_maximum=item.score_maximum, stored_at=now,
         comment=comment if comment is not None else (existing.comment if existing else None),
         scoring_user_id=scorer, by_tool=False,
         tool_posted=existing.tool_posted if existing else False,
+        lti_score=score if existing is not None and existing.tool_posted else None,
+        lti_maximum=(existing.lti_maximum or item.score_maximum) if existing is not None and existing.tool_posted
+        else None,
     )
+    item.results[user_id] = record
+    return record
+
+
+def hidden_teacher_grade(item: LineItemRecord, user_id: str, score: float, *, now: datetime,
+                         scorer: str | None = "instructor") -> ResultRecord:
+    """Canvas: a teacher grades a learner the tool never scored (score on the item's scale). There is no
+    Lti::Result row, so AGS results do not list it (§3.2), and no stale check applies to it; a tool
+    score POST with `prioritize_non_tool_grade` keeps it (§4.2). Refuses a cell the tool already scored."""
+    existing = item.results.get(user_id)
+    if existing is not None and existing.tool_posted:
+        raise ValueError(f"{user_id} already has a tool-posted result on item {item.id}: a teacher grade "
+                         "there is visible (use a manual grade)")
+    record = ResultRecord(user_id=user_id, result_score=score, result_maximum=item.score_maximum, stored_at=now,
+                          scoring_user_id=scorer, by_tool=False, tool_posted=False)
     item.results[user_id] = record
     return record

@@ -35,6 +35,15 @@ class AcceptedScore:
     applied: bool = True               # False when the platform answered 2xx but ignored it (stale, spec §4.1)
 
 
+@dataclass(frozen=True)
+class ReceivedScore:
+    """One score POST body as received (JSON object), whatever the answer: tests read what was sent."""
+    registration: str
+    context_id: str
+    item_id: int
+    body: dict
+
+
 @dataclass
 class Counters:
     """Requests per (registration, endpoint kind) and score POSTs per (registration, context, item, user).
@@ -76,6 +85,7 @@ class Runtime:
         self.tokens: dict[str, IssuedToken] = {}
         self.counters = Counters()
         self.score_log: list[AcceptedScore] = []
+        self.score_bodies: list[ReceivedScore] = []   # every score POST body, accepted or not
         self.in_flight: Counter = Counter()
         self.clock_offset = timedelta(0)
         self._dice: dict[str, random.Random] = {}

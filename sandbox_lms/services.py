@@ -15,7 +15,7 @@ from sandbox_lms.gradebook import ACTIVITY_PROGRESS, GRADING_PROGRESS, IncomingS
 from sandbox_lms.paging import header_value
 from sandbox_lms.profiles.base import Profile, Stale
 from sandbox_lms.responses import LINEITEM, LINEITEM_CONTAINER, RESULT_CONTAINER, json_response
-from sandbox_lms.runtime import AcceptedScore, Runtime
+from sandbox_lms.runtime import AcceptedScore, ReceivedScore, Runtime
 from sandbox_lms.state import CourseRecord, LineItemRecord, Registration
 
 ITEM_KINDS = ("line_item", "results", "scores")
@@ -192,6 +192,7 @@ async def _score(call: Call, course: CourseRecord, li: LineItemRecord) -> Respon
     if not isinstance(body, dict):
         return profile.bad_score("Invalid JSON body")
     user_id = body.get("userId")
+    rt.score_bodies.append(ReceivedScore(reg.name, course.context_id, li.id, body))
     rt.counters.score_posts[(reg.name, course.context_id, li.id, str(user_id))] += 1
     if user_id in (None, ""):
         return profile.bad_score("userId is missing")

@@ -42,6 +42,12 @@ class ResultRecord:
     by_tool: bool = True               # False after an instructor's manual grade
     tool_posted: bool = True           # the tool has posted a score for this cell at least once
                                        # (Canvas lists only such rows in results, §3.2)
+    # Canvas keeps two records per cell (§3.2, §4.2): the submission (result_score above, on the item's
+    # scale; by_tool = its grader_id is the tool's, negative) and the Lti::Result row the tool's POSTs
+    # write: the raw scoreGiven and the scoreMaximum as sent. None = the row holds result_score /
+    # result_maximum (a world built without a raw send). Other profiles ignore these two.
+    lti_score: float | None = None
+    lti_maximum: float | None = None
 
 
 @dataclass

@@ -19,10 +19,11 @@ TASK = dict(cache_policy=NO_CACHE)
 
 @task(name="claim-resync-batch", retries=2, retry_delay_seconds=1, **TASK)
 def claim_batch(database_url: str, worker: str, platforms: list[str], limit: int, due_before: datetime,
-                lease_s: float, exclude_courses: set[tuple[str, str]], release_dead: bool) -> list[ClaimedTask]:
-    """Claim a batch of due tasks (a database error before the commit claims nothing: safe to retry)."""
+                lease_s: float, exclude_courses: set[tuple[str, str]], first_batch: bool) -> list[ClaimedTask]:
+    """Claim a batch of due tasks (and, first in a run, one probe per blocked line item). A database
+    error before a commit claims nothing: safe to retry."""
     return runner.claim_batch(database_url, worker, platforms, limit, due_before, lease_s, exclude_courses,
-                              release_dead)
+                              first_batch)
 
 
 @task(name="send-platform", **TASK)

@@ -120,7 +120,7 @@ def load_tool_records(database_url: str, scope: AuditScope) -> ToolRecords:
 
 
 # Outcomes of a resync attempt whose POST the platform accepted (gradesync/resync/sender.py).
-_ACCEPTED_OUTCOMES = ("verified", "sent", "failed:accepted_not_shown")
+_ACCEPTED_OUTCOMES = ("verified", "sent", "failed:accepted_not_shown", "failed:unconfirmable")
 
 
 def resync_passbacks(s, platform: str, ctxs: list[str]) -> list[tuple[str, Passback]]:

@@ -11,7 +11,7 @@ from datetime import datetime
 
 from lti_client.types import ErrorKind, LineItem, Member
 
-from gradesync.findings import CourseStatus, Finding
+from gradesync.findings import RESYNCABLE, CourseStatus, Finding
 
 from .actions import ACTIONS
 from .expected import TOLERANCE, ExpectedGrade, LinkItem, expected_grades, line_item_for_link
@@ -83,8 +83,9 @@ def diagnose_course(rec: PlatformRecords, course: CourseRecords, snap: CourseSna
 
     roster = {m.user_id: m for m in snap.members}
     items = {li.id: li for li in snap.line_items}
+    inactive = {f.resource_link_id: f for f in findings if f.category == "item_not_active"}
     for g in rows:
-        if g.resource_link_id in blocked_links:
+        if g.resource_link_id in blocked_links and g.resource_link_id not in inactive:
             continue
         gap = (g.line_item_id, g.lms_user_id) in gaps if gaps is not None else not g.in_sync
         if not gap:
@@ -92,6 +93,17 @@ def diagnose_course(rec: PlatformRecords, course: CourseRecords, snap: CourseSna
         category, evidence = classify_gap(rec, course, g, roster.get(g.lms_user_id), items.get(g.line_item_id),
                                           cell_passbacks(course.passbacks, g.resource_link_id, g.line_item_id,
                                                          g.lms_user_id))
+        # The chosen completion's time (the resync's submittedAt): one account may hold several.
+        evidence.setdefault("completed_at", g.completion.completed_at.isoformat())
+        if g.resource_link_id in inactive:
+            # Suppressed by the item's finding, but its resync waits there: once a per-run probe is
+            # accepted the item's resyncable gaps are sent (design.md "Resync tasks", issue 10 §3).
+            if category in RESYNCABLE:
+                inactive[g.resource_link_id].evidence.setdefault("blocked_gaps", []).append({
+                    "lms_user_id": g.lms_user_id, "account_id": g.account_id, "category": category,
+                    "tool_score": g.completion.score_given, "tool_maximum": g.completion.score_maximum,
+                    "completed_at": evidence["completed_at"]})
+            continue
         r = g.result
         findings.append(_finding(
             category, course, resource_link_id=g.resource_link_id, activity_id=g.activity_id,

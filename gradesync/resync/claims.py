@@ -15,7 +15,7 @@ import os
 import socket
 from datetime import datetime, timedelta
 
-from sqlalchemy import Engine, and_, or_, select, update
+from sqlalchemy import Engine, and_, func, or_, select, text, true, tuple_, update
 
 import models as m
 
@@ -70,22 +70,8 @@ def release_dead_claims(engine: Engine, platforms: list[str]) -> int:
     return released
 
 
-def claim_tasks(engine: Engine, worker: str, platforms: list[str], limit: int, *, due_before: datetime,
-                lease: timedelta = DEFAULT_LEASE, exclude_courses: set[tuple[str, str]] | None = None) -> list[int]:
-    """Claim up to `limit` sendable tasks of `platforms` for `worker`; returns their ids (committed).
-
-    Sendable: pending / approved / sent (a send to re-check) whose next_attempt_at is not after
-    `due_before` (the run's start, so a task handled in this run is not taken again by it), or
-    `claimed` longer than `lease` ago."""
-    if limit <= 0 or not platforms:
-        return []
-    now = m.utcnow()
-    due = and_(T.state.in_(SENDABLE), or_(T.next_attempt_at.is_(None), T.next_attempt_at <= due_before))
-    stale = and_(T.state == S.claimed, T.claimed_at < now - lease)
-    cond = and_(T.platform.in_(platforms), or_(due, stale))
-    for platform, context_id in sorted(exclude_courses or ()):
-        cond = and_(cond, ~and_(T.platform == platform, T.context_id == context_id))
-    pick = select(T.id).where(cond).order_by(T.id).limit(limit)
+def _claim_ids(engine: Engine, worker: str, pick, now: datetime) -> list[int]:
+    """Run `pick` (a select of task ids) and claim what it returns, atomically (see the module doc)."""
     with engine.connect() as conn:
         if conn.dialect.name == "postgresql":
             # Two statements in one transaction, not `UPDATE … WHERE id IN (SELECT … LIMIT n)`: PostgreSQL
@@ -95,6 +81,64 @@ def claim_tasks(engine: Engine, worker: str, platforms: list[str], limit: int, *
         else:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
         ids = sorted(conn.execute(pick).scalars().all())
+        if ids:
+            conn.execute(update(m.ResyncTask.__table__).where(T.id.in_(ids))
+                         .values(state=S.claimed, claimed_by=worker, claimed_at=now, updated_at=now))
+        conn.commit()
+    return ids
+
+
+def claim_tasks(engine: Engine, worker: str, platforms: list[str], limit: int, *, due_before: datetime,
+                lease: timedelta = DEFAULT_LEASE, exclude_courses: set[tuple[str, str]] | None = None) -> list[int]:
+    """Claim up to `limit` sendable tasks of `platforms` for `worker`; returns their ids (committed).
+
+    Sendable: pending / approved / sent (a send to re-check) whose next_attempt_at is not after
+    `due_before` (the run's start, so a task handled in this run is not taken again by it), or
+    `claimed` longer than `lease` ago. A task waiting for its line item (item_blocked_at) is not
+    sendable: only `claim_probes` takes one per item."""
+    if limit <= 0 or not platforms:
+        return []
+    now = m.utcnow()
+    due = and_(T.state.in_(SENDABLE), T.item_blocked_at.is_(None),
+               or_(T.next_attempt_at.is_(None), T.next_attempt_at <= due_before))
+    stale = and_(T.state == S.claimed, T.claimed_at < now - lease)
+    cond = and_(T.platform.in_(platforms), or_(due, stale), _courses_excluded(exclude_courses))
+    return _claim_ids(engine, worker, select(T.id).where(cond).order_by(T.id).limit(limit), now)
+
+
+def _courses_excluded(courses: set[tuple[str, str]] | None):
+    cond = true()
+    for platform, context_id in sorted(courses or ()):
+        cond = and_(cond, ~and_(T.platform == platform, T.context_id == context_id))
+    return cond
+
+
+# Any number for pg_advisory_xact_lock: probe claims are serialised (the pick aggregates over items).
+_PG_PROBE_LOCK = 0x70726F62  # "prob"
+
+
+def claim_probes(engine: Engine, worker: str, platforms: list[str], limit: int,
+                 exclude_courses: set[tuple[str, str]] | None = None) -> list[int]:
+    """Claim one probe per line item that refused scores as inactive (issue 10 §3): the first (oldest)
+    sendable task of each blocked item none of whose tasks is claimed right now. Called once per resync
+    run, so an item that still refuses costs one POST a run; when the probe lands, the item's other
+    tasks are released (store.apply)."""
+    if limit <= 0 or not platforms:
+        return []
+    busy = select(T.platform, T.line_item_id).where(T.state == S.claimed, T.item_blocked_at.is_not(None))
+    waiting = and_(T.platform.in_(platforms), T.item_blocked_at.is_not(None),
+                   T.state.in_(SENDABLE), _courses_excluded(exclude_courses),
+                   tuple_(T.platform, T.line_item_id).not_in(busy))
+    now = m.utcnow()
+    with engine.connect() as conn:
+        # One transaction that holds the write lock (SQLite) or the probe lock (PostgreSQL) from the
+        # pick to the commit: two claimers never probe the same item.
+        if conn.dialect.name == "postgresql":
+            conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_PROBE_LOCK})
+        else:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        first = conn.execute(select(func.min(T.id)).where(waiting).group_by(T.platform, T.line_item_id)).scalars().all()
+        ids = sorted(first)[:limit]
         if ids:
             conn.execute(update(m.ResyncTask.__table__).where(T.id.in_(ids))
                          .values(state=S.claimed, claimed_by=worker, claimed_at=now, updated_at=now))

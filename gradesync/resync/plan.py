@@ -3,10 +3,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from sqlalchemy import func
+from sqlalchemy import func, or_
 from sqlmodel import select
 
 import models as m
+from gradesync.resync.store import ACCEPTED_NOT_SHOWN, HELD_KEEPS_GRADE
 
 S = m.ResyncState
 
@@ -72,11 +73,36 @@ def _course_filter(course: str) -> tuple[str | None, str]:
     return (platform, context_id) if sep else (None, course)
 
 
+def _cell_tasks(s, f: m.Finding):
+    return select(m.ResyncTask).where(m.ResyncTask.platform == f.platform, m.ResyncTask.line_item_id == f.line_item_id,
+                                      m.ResyncTask.lms_user_id == f.lms_user_id)
+
+
+def _reopen_refused(s, f: m.Finding, by: str, now, result: Approval) -> bool:
+    """No open task: if the cell's last task was a send the platform accepted and kept another grade
+    (and no supersede was tried yet), the approval re-opens it as a supersede. True when handled."""
+    last = s.exec(_cell_tasks(s, f).order_by(m.ResyncTask.id.desc())).first()
+    if last is None or last.last_outcome != ACCEPTED_NOT_SHOWN:
+        return False
+    if last.approved_at is not None:
+        result.problems.append(f"finding {f.id}: a supersede was already tried (task {last.id}, approved by "
+                               f"{last.approved_by}) and the platform kept its grade: change it in the LMS")
+        return True
+    last.state, last.approved_by, last.approved_at, last.updated_at = S.approved, by, now, now
+    last.next_attempt_at, last.last_outcome = None, "reopened:approved"
+    result.approved.append(last.id)
+    return True
+
+
 def approve(database_url: str, by: str, finding_ids: list[int] | None = None, *, course: str | None = None) -> Approval:
-    """Approve the supersede of manual grades: the tasks of `finding_ids` (manual_grade_conflict
-    findings), or every conflict waiting in `course` (CONTEXT_ID or PLATFORM/CONTEXT_ID)."""
+    """Approve the supersede of grades the LMS holds: the tasks of `finding_ids` (manual_grade_conflict
+    findings, gaps whose send the platform holds back — Canvas keeps a present grade — or a cell whose
+    last send was accepted and not applied), or every such task waiting in `course` (CONTEXT_ID or
+    PLATFORM/CONTEXT_ID)."""
     result = Approval()
     now = m.utcnow()
+    approvable = or_(m.ResyncTask.category == m.FindingCategory.manual_grade_conflict,
+                     m.ResyncTask.last_outcome == HELD_KEEPS_GRADE)
     with m.session_scope(m.make_engine(database_url)) as s:
         tasks: list[m.ResyncTask] = []
         for fid in finding_ids or []:
@@ -84,22 +110,19 @@ def approve(database_url: str, by: str, finding_ids: list[int] | None = None, *,
             if f is None:
                 result.problems.append(f"finding {fid}: no such finding")
                 continue
-            if f.category is not m.FindingCategory.manual_grade_conflict:
-                result.problems.append(f"finding {fid}: {f.category.value} needs no approval "
-                                       f"(only manual_grade_conflict does)")
-                continue
-            task = s.exec(select(m.ResyncTask).where(
-                m.ResyncTask.platform == f.platform, m.ResyncTask.line_item_id == f.line_item_id,
-                m.ResyncTask.lms_user_id == f.lms_user_id,
-                m.ResyncTask.state.in_(list(m.OPEN_RESYNC_STATES)))).first()
+            task = s.exec(_cell_tasks(s, f).where(m.ResyncTask.state.in_(list(m.OPEN_RESYNC_STATES)))).first()
             if task is None:
-                result.problems.append(f"finding {fid}: no open resync task for it (closed, or not queued yet)")
+                if not _reopen_refused(s, f, by, now, result):
+                    result.problems.append(f"finding {fid}: no open resync task for it (closed, or not queued yet)")
+                continue
+            if f.category is not m.FindingCategory.manual_grade_conflict and task.last_outcome != HELD_KEEPS_GRADE:
+                result.problems.append(f"finding {fid}: {f.category.value} needs no approval "
+                                       f"(only manual_grade_conflict, or a grade the platform holds back)")
                 continue
             tasks.append(task)
         if course:
             platform, context_id = _course_filter(course)
-            q = select(m.ResyncTask).where(m.ResyncTask.context_id == context_id,
-                                           m.ResyncTask.category == m.FindingCategory.manual_grade_conflict,
+            q = select(m.ResyncTask).where(m.ResyncTask.context_id == context_id, approvable,
                                            m.ResyncTask.state.in_([S.needs_approval, S.approved]))
             if platform:
                 q = q.where(m.ResyncTask.platform == platform)

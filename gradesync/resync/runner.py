@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 import httpx
 
 import models as m
-from gradesync.resync.claims import claim_tasks, release_dead_claims
+from gradesync.resync.claims import claim_probes, claim_tasks, release_dead_claims
 from gradesync.resync.sender import PlatformOutcome, PlatformSender
 from gradesync.resync.store import ClaimedTask, ResyncStore
 from gradesync.settings import Settings
@@ -33,14 +33,17 @@ def start_run(database_url: str, params: dict[str, Any], flow_run_id: str | None
 
 
 def claim_batch(database_url: str, worker: str, platforms: list[str], limit: int, due_before: datetime,
-                lease_s: float, exclude_courses: set[tuple[str, str]], release_dead: bool) -> list[ClaimedTask]:
-    """Claim up to `limit` due tasks for `worker` (committed) and return their snapshots; first hand
-    back the claims of dead local workers when `release_dead`."""
+                lease_s: float, exclude_courses: set[tuple[str, str]], first_batch: bool) -> list[ClaimedTask]:
+    """Claim up to `limit` due tasks for `worker` (committed) and return their snapshots. The run's
+    first batch also hands back the claims of dead local workers and takes one probe per line item
+    that refused as inactive (so each run probes a blocked item once)."""
     engine = m.make_engine(database_url)
-    if release_dead:
+    ids: list[int] = []
+    if first_batch:
         release_dead_claims(engine, platforms)
-    ids = claim_tasks(engine, worker, platforms, limit, due_before=due_before, lease=timedelta(seconds=lease_s),
-                      exclude_courses=exclude_courses)
+        ids = claim_probes(engine, worker, platforms, limit, exclude_courses)
+    ids += claim_tasks(engine, worker, platforms, limit - len(ids), due_before=due_before,
+                       lease=timedelta(seconds=lease_s), exclude_courses=exclude_courses)
     return ResyncStore(database_url, worker).load(ids)
 
 

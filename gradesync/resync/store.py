@@ -13,10 +13,14 @@ from sqlalchemy import func
 from sqlmodel import select
 
 import models as m
-from gradesync.resync.reclassify import reclassify_task, refuse_item
+from gradesync.resync.reclassify import annotate_finding, block_item, reclassify_task, release_item
 
 S = m.ResyncState
 UNSETTLED = (None, "sent")          # an attempt whose landing nobody has confirmed
+# Outcomes other modules read back (queue.py, plan.py): the platform accepted a send and kept another
+# grade; the sender held a send the platform would not apply (Canvas keeps a present grade).
+ACCEPTED_NOT_SHOWN = "failed:accepted_not_shown"
+HELD_KEEPS_GRADE = "held:platform_keeps_grade"
 
 
 @dataclass(frozen=True)
@@ -38,6 +42,14 @@ class ClaimedTask:
     last_response: str | None
     unsettled_attempt: int | None   # latest attempt that crashed mid-way or was 2xx but not yet seen
     unsettled_was_accepted: bool = False   # … and it was a 2xx (not a crash)
+    sent_times: tuple[datetime, ...] = ()  # every timestamp we sent for this cell (any task of it)
+    item_blocked: bool = False             # the line item refused as inactive: this send is its probe
+    lineitems_url: str | None = None       # the course's line-items container (the item's maximum)
+
+    @property
+    def cell_last_sent(self) -> datetime | None:
+        """The latest timestamp we ever sent for this (line item, learner)."""
+        return max(self.sent_times, default=self.last_timestamp_sent)
 
     @property
     def normalised(self) -> float:
@@ -55,7 +67,8 @@ class Change:
     response: str | None = None
     next_attempt_at: datetime | None = None
     reclassify_to: str | None = None             # learner-level finding category
-    refuse_item: bool = False                    # item_not_active: the whole line item refuses
+    refuse_item: bool = False                    # item_not_active: the line item refuses; its tasks wait
+    release_item: bool = False                   # the item's probe landed: its waiting tasks go out
     evidence: dict[str, Any] = field(default_factory=dict)
 
 
@@ -87,6 +100,7 @@ class ResyncStore:
     def load(self, ids: list[int]) -> list[ClaimedTask]:
         """Snapshots of the tasks this worker holds among `ids`."""
         out: list[ClaimedTask] = []
+        containers: dict[tuple[str, str], str | None] = {}
         with m.session_scope(self.engine) as s:
             for task_id in ids:
                 t = self._owned(s, task_id)
@@ -95,15 +109,27 @@ class ResyncStore:
                 last = s.exec(select(m.ResyncAttempt).where(m.ResyncAttempt.task_id == t.id)
                               .order_by(m.ResyncAttempt.attempt_no.desc())).first()
                 unsettled = last.attempt_no if last is not None and last.outcome in UNSETTLED else None
+                sent = s.exec(select(m.ResyncAttempt.timestamp_sent).join(
+                    m.ResyncTask, m.ResyncAttempt.task_id == m.ResyncTask.id).where(
+                    m.ResyncTask.platform == t.platform, m.ResyncTask.line_item_id == t.line_item_id,
+                    m.ResyncTask.lms_user_id == t.lms_user_id)).all()
+                course = (t.platform, t.context_id)
+                if course not in containers:
+                    containers[course] = s.exec(select(m.Course.lineitems_url).where(
+                        m.Course.platform == t.platform, m.Course.context_id == t.context_id)).first()
                 out.append(ClaimedTask(
                     id=t.id, platform=t.platform, context_id=t.context_id, line_item_id=t.line_item_id,
                     lms_user_id=t.lms_user_id, score_given=t.score_given, score_maximum=t.score_maximum,
                     completed_at=t.completed_at, category=t.category.value,
                     approved=t.approved_at is not None,
-                    supersede=t.approved_at is not None and t.category is m.FindingCategory.manual_grade_conflict,
+                    # Approvals are given only to supersede a grade the platform holds (a manual-grade
+                    # conflict, or a grade Canvas keeps under prioritize_non_tool_grade): plan.approve.
+                    supersede=t.approved_at is not None,
                     attempts=t.attempts, last_timestamp_sent=t.last_timestamp_sent, last_response=t.last_response,
                     unsettled_attempt=unsettled,
-                    unsettled_was_accepted=unsettled is not None and last.outcome == "sent"))
+                    unsettled_was_accepted=unsettled is not None and last.outcome == "sent",
+                    sent_times=tuple(sorted(sent)), item_blocked=t.item_blocked_at is not None,
+                    lineitems_url=containers[course]))
         return out
 
     def record_attempt(self, task_id: int, timestamp: datetime) -> int | None:
@@ -122,8 +148,8 @@ class ResyncStore:
             return last_no + 1
 
     def apply(self, task_id: int, change: Change) -> list[int]:
-        """Write `change` for a task this worker holds; returns the ids of the tasks it closed or
-        moved (more than one when a whole line item refuses), [] if the claim was lost."""
+        """Write `change` for a task this worker holds; returns the ids of the tasks it changed (more
+        than one when a line item refuses, or its probe lands), [] if the claim was lost."""
         now = m.utcnow()
         with m.session_scope(self.engine) as s:
             task = self._owned(s, task_id)
@@ -136,12 +162,32 @@ class ResyncStore:
                 task.last_status, task.last_response = change.status, change.response
             task.next_attempt_at = change.next_attempt_at
             task.updated_at = now
+            task.last_outcome = change.outcome[:40]
+            task.state = change.state
             if change.refuse_item:
-                return refuse_item(s, task, self.worker, change.evidence, change.response or "", change.status)
+                return block_item(s, task, self.worker, change.evidence)
             if change.reclassify_to:
                 reclassify_task(s, task, change.reclassify_to, change.evidence)
-            task.state = change.state
+            elif change.evidence and change.state is S.failed:
+                annotate_finding(s, task, change.evidence)      # e.g. accepted but not shown: say so
+            if change.release_item:
+                return release_item(s, task)
             return [task_id]
+
+    def wait_for_item(self, task_id: int, reason: str) -> bool:
+        """Hand a claimed task back unsent because its line item refused as inactive in this run: it
+        waits (item_blocked_at) for the item's next probe."""
+        with m.session_scope(self.engine) as s:
+            task = self._owned(s, task_id)
+            if task is None:
+                return False
+            task.state = S.approved if task.approved_at is not None else S.pending
+            task.item_blocked_at = task.item_blocked_at or m.utcnow()
+            task.next_attempt_at = None
+            task.last_outcome = "waiting:item_inactive"
+            task.last_response = reason
+            task.updated_at = m.utcnow()
+            return True
 
     def close_attempt(self, task_id: int, attempt_no: int, outcome: str, status: int | None,
                       response: str | None) -> bool:

@@ -49,9 +49,26 @@ def stored_time_from_refusal(response: str | None) -> datetime | None:
         return None
 
 
+def same_instant(a: datetime, b: datetime, vendor: Vendor | str) -> bool:
+    """Whether the platform stores `a` and `b` as the same time: the same whole second on Moodle
+    (strtotime drops the fraction, §4.3, §10), the same millisecond elsewhere (we send ms, §4.1)."""
+    if Vendor(vendor) in WHOLE_SECOND_VENDORS:
+        return math.floor(_aware(a).timestamp()) == math.floor(_aware(b).timestamp())
+    return abs(_aware(a) - _aware(b)) < STEP
+
+
+def own_send(stored_at: datetime | None, sent: tuple[datetime, ...] | list[datetime], vendor: Vendor | str) -> bool:
+    """The platform's stored time is one of our own sends (at its resolution): a stale refusal against
+    it is our own earlier send, not a person's edit (issue 10 §1)."""
+    return stored_at is not None and any(same_instant(stored_at, t, vendor) for t in sent)
+
+
 def fresh_timestamp(now: datetime, vendor: Vendor | str, *, last_sent: datetime | None = None,
                     stored_at: datetime | None = None, supersede: bool = False) -> datetime:
     """max(now, last_sent + 1 ms, the platform's stored time beaten): the timestamp of the next send.
+
+    Always strictly later than `last_sent` at the platform's resolution (the next whole second on
+    Moodle), so two of our own sends can never collide there.
 
     `stored_at` is the platform's stored time for the cell when known (a result's `timestamp` on
     Moodle, the time quoted in a Canvas stale refusal). It is beaten when it is a near collision, or

@@ -39,9 +39,12 @@ TOKEN_RULES = (
 
 def score_extensions(score: Score) -> dict:
     """Canvas submission extension (§4.2 "Canvas extension"): a re-sent grade must not create a new
-    attempt (`new_submission` defaults to true → 422 max attempts, §7 #11), and the resync decides
-    itself whether to overwrite a manual grade, so `prioritize_non_tool_grade` is explicitly false."""
-    return {CANVAS_SUBMISSION_EXT: {"new_submission": False, "prioritize_non_tool_grade": False}}
+    attempt (`new_submission` defaults to true → 422 max attempts, §7 #11), and a grade a person
+    entered stays unless the send is an approved supersede: `prioritize_non_tool_grade` keeps any
+    present submission score (§4.2, §7 #8/#9) — AGS cannot show a teacher's grade on a cell the tool
+    never scored (§3.2), so only this flag protects it."""
+    return {CANVAS_SUBMISSION_EXT: {"new_submission": False,
+                                    "prioritize_non_tool_grade": score.keep_non_tool_grade}}
 
 
 PROFILE = VendorProfile(

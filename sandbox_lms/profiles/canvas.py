@@ -32,6 +32,20 @@ def _errors(status: int, type_: str, message: str) -> Response:
     return json_response({"errors": {"type": type_, "message": message}}, status)
 
 
+def scaled_result(rec: ResultRecord) -> tuple[float | None, float]:
+    """(resultScore, resultMaximum) as Canvas serialises an Lti::Result: `scaled_result_score`
+    (instructure/canvas-lms app/models/lti/result.rb@02bf0940) returns the raw result_score while the
+    submission's grader_id is negative (a tool graded: `by_tool`), and raw × result_maximum /
+    points_possible once a Canvas user graded it. So a row the tool wrote while
+    `prioritize_non_tool_grade` kept a teacher's submission reads back rescaled, not as sent (§3.2, §4.2)."""
+    raw = rec.lti_score if rec.lti_maximum is not None else rec.result_score
+    maximum = rec.lti_maximum if rec.lti_maximum is not None else rec.result_maximum
+    points_possible = rec.result_maximum            # the assignment's points when the cell was stored
+    if raw is None or rec.by_tool or not points_possible or not maximum:
+        return raw, maximum
+    return raw * maximum / points_possible, maximum
+
+
 class CanvasProfile(Profile):
     """Canvas LTI Advantage services."""
 
@@ -105,11 +119,12 @@ class CanvasProfile(Profile):
         return [r for r in li.results.values() if r.tool_posted]
 
     def result_json(self, ids: urls.ItemUrls, rec: ResultRecord, user_filtered: bool) -> dict:
-        # §3.2 results_serializer: no scoringUserId, no timestamp.
+        # §3.2 results_serializer: no scoringUserId, no timestamp; the Lti::Result row, not the submission.
+        score, maximum = scaled_result(rec)
         return drop_none({
             "id": ids.result(rec.user_id),
             "scoreOf": ids.item,
-            "userId": rec.user_id, "resultScore": rec.result_score, "resultMaximum": rec.result_maximum,
+            "userId": rec.user_id, "resultScore": score, "resultMaximum": maximum,
             "comment": rec.comment,
         })
 

@@ -72,9 +72,19 @@ async def test_canvas_score_post_sends_extension_media_type_and_returns_result_u
     assert req.headers["content-type"] == "application/vnd.ims.lis.v1.score+json"
     assert req.headers["authorization"] == f"Bearer {lms.tokens_issued[0]}"
     sent = json.loads(req.content)
-    assert sent[EXT] == {"new_submission": False, "prioritize_non_tool_grade": False}
+    # A person's grade is kept unless the send says otherwise (an approved supersede).
+    assert sent[EXT] == {"new_submission": False, "prioritize_non_tool_grade": True}
     assert sent["scoreGiven"] == 0 and sent["comment"] == "well done" and sent["userId"] == "u1"
     assert lms.token_forms()[0]["scope"] == "https://purl.imsglobal.org/spec/lti-ags/scope/score"
+
+
+async def test_canvas_supersede_turns_prioritize_non_tool_grade_off(make_reg, make_client):
+    lms = FakeLms("canvas")
+    path = "/api/lti/courses/7/line_items/1/scores"
+    lms.route("POST", path, json_response({"resultUrl": "x"}))
+    async with make_client(make_reg("canvas"), lms) as client:
+        await client.post_score(CANVAS_ITEM, _score(keep_non_tool_grade=False))
+    assert json.loads(lms.calls(path)[0].content)[EXT]["prioritize_non_tool_grade"] is False
 
 
 async def test_vendor_extensions_can_be_turned_off(make_reg, make_client):

@@ -121,7 +121,10 @@ def test_item_not_active_from_refusal_and_from_heuristic():
     refusal = Passback("u1", "RL1", 8.0, 10.0, T0, 422,
                        '{"errors":[{"field":"grade","message":"cannot be changed at this time: This assignment is still unpublished","error_code":null}]}')
     rec, course, snap = world([comp("acc-u1")], [learner("u1")], None, [refusal])
-    assert categories(rec, course, snap)[0] == [("item_not_active", None)]
+    cats, d = categories(rec, course, snap)
+    assert cats == [("item_not_active", None)]
+    # the item's resyncable gaps ride on its finding, for the per-run probe (issue 10 §3)
+    assert [g["lms_user_id"] for g in d.findings[0].evidence["blocked_gaps"]] == ["u1"]
     # heuristic: 3 expected, none present, another item has results
     links = [LinkInfo("RL1", "A1", True), LinkInfo("RL2", "A2", True)]
     items = [item(), item("RL2", "li-2")]
@@ -214,7 +217,8 @@ def test_passback_without_status_is_kept_and_says_nothing_about_the_item():
     timed_out = Passback("u1", "RL1", 8.0, 10.0, T0, None, "")
     rec, course, snap = world([comp("acc-u1")], [learner("u1")], None, [timed_out])
     cats, d = categories(rec, course, snap)
-    assert cats == [("missing_in_lms", "u1")] and d.findings[0].evidence == {"passbacks": 1, "last_status": None}
+    ev = d.findings[0].evidence
+    assert cats == [("missing_in_lms", "u1")] and (ev["passbacks"], ev["last_status"]) == (1, None)
 
 
 def test_line_item_of_a_link_is_the_one_the_tool_posts_to():

@@ -37,7 +37,9 @@ def test_nightly_flow_audits_alerts_and_resyncs(tmp_path, prefect_env, slack):
         posts = served.sandbox.control.counters()["score_posts"]
     planted = served.world.ground_truth
     assert outcome["findings"] == len(planted)
-    resyncable = [p for p in planted if p.category in ("missing_in_lms", "score_mismatch")]
+    # Canvas keeps a present grade under prioritize_non_tool_grade: its score_mismatch waits for approval.
+    resyncable = [p for p in planted if p.category == "missing_in_lms"
+                  or (p.category == "score_mismatch" and not p.platform.startswith("canvas"))]
     assert outcome["resync"]["verified"] == len(resyncable) and sum(posts.values()) == len(resyncable)
     digests = [p for p in slack.ok_posts_to("support") if "findings" in p.body.get("text", "")]
     assert len(digests) == 1

@@ -11,7 +11,7 @@ import models as m
 from gradesync.cli_resync import app
 from gradesync.resync.sender import CRASH_ENV
 from tests.pipeline.pipeline_helpers import BIN
-from tests.resync.world_helpers import served_world
+from tests.resync.world_helpers import served_world, unscored_cells
 
 S = m.ResyncState
 pytestmark = pytest.mark.slow
@@ -33,7 +33,9 @@ def test_two_concurrent_runs_on_postgresql_send_each_score_exactly_once(tmp_path
         pytest.skip("PostgreSQL only")
     # A bigger world, so the two processes really overlap.
     with served_world(tmp_path, db_url, seed=11, size="demo") as served:
-        fixable = [c for c in served.cells if c.category != "manual_grade_conflict"]
+        # Canvas holds a score_mismatch for approval (it keeps a present grade under prioritize_non_tool_grade).
+        fixable = [c for c in served.cells if c.category == "missing_in_lms"
+                   or (c.category == "score_mismatch" and not c.platform.startswith("canvas"))]
         assert len(fixable) >= 4
         procs = [_start(served.config, prefect_env, "--worker", f"w{i}") for i in (1, 2)]
         results = [_finish(p) for p in procs]
@@ -51,7 +53,8 @@ def test_two_concurrent_runs_on_postgresql_send_each_score_exactly_once(tmp_path
 def test_a_process_killed_between_send_and_record_is_not_sent_twice(tmp_path, prefect_env, db_url):
     m.upgrade_database(db_url)
     with served_world(tmp_path, db_url) as served:
-        cell = served.cells[[c.category for c in served.cells].index("score_mismatch")]
+        # Moodle: its lowest pending task is this gap (Canvas holds its score_mismatch without a POST).
+        cell = served.cell("missing_in_lms", "moodle")
         rc, out = _finish(_start(served.config, {**prefect_env, CRASH_ENV: "exit"}, "--platform", cell.platform,
                                  "--limit", "1"))
         assert rc == 86, out                     # died right after the POST returned
@@ -61,6 +64,22 @@ def test_a_process_killed_between_send_and_record_is_not_sent_twice(tmp_path, pr
         t = served.task_of(cell)
         assert t.state is S.verified and t.attempts == 1 and served.posts(cell) == 1
         assert "verified_on_recheck" in out
+
+
+def test_resync_run_keeps_a_canvas_teacher_grade_that_results_cannot_show(tmp_path, prefect_env, migrated_db_url):
+    with served_world(tmp_path, migrated_db_url, profiles=("canvas",)) as served:
+        [cell] = unscored_cells(served.world, served.sandbox.base_url, "canvas", 1)
+        served.sandbox.control.plant_hidden_teacher_grade(cell.platform, cell.context_id, cell.item_id,
+                                                          cell.lms_user_id, 1.0)
+        served.add_cells([cell])
+        rc, out = _finish(_start(served.config, prefect_env, "--platform", cell.platform))
+        assert rc == 0, out
+        rec = served.world.state.registrations[cell.platform].courses[cell.context_id].line_item(cell.item_id) \
+            .results[cell.lms_user_id]
+        assert (rec.result_score, rec.by_tool) == (1.0, False)          # the teacher's grade is intact
+        t = served.task_of(cell)
+        assert (t.state, t.last_outcome) == (S.failed, "failed:accepted_not_shown")
+        assert "failed:accepted_not_shown" in out and served.posts(cell) == 1
 
 
 def test_plan_and_approve_commands(tmp_path, migrated_db_url):

@@ -9,12 +9,13 @@ from datetime import datetime, timedelta, timezone
 from sqlmodel import select
 
 import models as m
-from gradesync.resync.claims import claim_tasks, release_dead_claims, worker_id
+from gradesync.resync.claims import claim_probes, claim_tasks, release_dead_claims, worker_id
+from gradesync.resync.landing import landing_rule
 from gradesync.resync.sender import refusal_change
 from gradesync.resync.store import ClaimedTask
-from gradesync.resync.timestamps import fresh_timestamp, stored_time_from_refusal
+from gradesync.resync.timestamps import fresh_timestamp, own_send, same_instant, stored_time_from_refusal
 from lti_client.errors import LtiError
-from lti_client.types import ErrorKind, LtiErrorInfo
+from lti_client.types import ErrorKind, LtiErrorInfo, Result
 
 S = m.ResyncState
 NOW = datetime(2025, 5, 1, 12, 0, 0, 300_000, tzinfo=timezone.utc)
@@ -164,3 +165,66 @@ def test_claims_of_a_dead_local_process_are_released(migrated_db_url):
     with m.session_scope(m.make_engine(migrated_db_url)) as s:
         states = sorted(t.state.value for t in s.exec(select(m.ResyncTask)))
     assert states == ["claimed", "pending"]
+
+
+# ---- issue 10: own sends, probes, landing rules ------------------------------------------------------
+def test_own_sends_are_recognised_at_the_platform_resolution():
+    sent = (NOW,)
+    assert own_send(NOW.replace(microsecond=0), sent, "moodle")            # Moodle keeps whole seconds
+    assert not own_send(NOW.replace(microsecond=0), sent, "canvas")        # Canvas keeps milliseconds
+    assert own_send(NOW + timedelta(microseconds=400), sent, "canvas")
+    assert not own_send(NOW + timedelta(seconds=1), sent, "moodle") and not own_send(None, sent, "moodle")
+
+
+def test_fresh_timestamp_always_beats_the_last_send_at_the_platform_resolution():
+    for vendor in ("moodle", "canvas", "d2l"):
+        for offset_ms in (-1500, -999, -1, 0, 1, 250, 999, 1000, 4000):
+            last = NOW + timedelta(milliseconds=offset_ms)
+            ts = fresh_timestamp(NOW, vendor, last_sent=last)
+            assert ts > last and not same_instant(ts, last, vendor), (vendor, offset_ms)
+
+
+def test_a_stale_refusal_against_our_own_send_is_retried_not_a_manual_grade():
+    c = refusal_change(_task(), _err(ErrorKind.stale_timestamp, 409), 1, None, 1, 5, NOW, own_stale=True)
+    assert (c.state, c.reclassify_to, c.outcome) == (S.pending, None, "retry:own_send_stale")
+    assert refusal_change(_task(), _err(ErrorKind.stale_timestamp, 409), 1, None, 1, 5, NOW).reclassify_to \
+        == "manual_grade_conflict"
+
+
+def test_an_inactive_item_makes_the_task_wait_not_close():
+    c = refusal_change(_task(approved=True), _err(ErrorKind.item_inactive, 422), 1, None, 1, 5, NOW)
+    assert c.refuse_item and c.state is S.approved
+
+
+def test_probes_take_the_oldest_waiting_task_per_item_and_plain_claims_skip_waiting_tasks(migrated_db_url):
+    blocked = m.utcnow()
+    with m.session_scope(m.make_engine(migrated_db_url)) as s:
+        for i, (item, at) in enumerate([("li1", blocked), ("li1", blocked), ("li2", blocked), ("li3", None)]):
+            s.add(m.ResyncTask(identity=f"u{i}", platform="p", context_id="c", line_item_id=item, lms_user_id=f"u{i}",
+                               score_given=1, score_maximum=1, category=m.FindingCategory.missing_in_lms,
+                               item_blocked_at=at))
+    engine = m.make_engine(migrated_db_url)
+    with m.session_scope(engine) as s:
+        ids = {t.lms_user_id: t.id for t in s.exec(select(m.ResyncTask))}
+    assert claim_tasks(engine, "w", ["p"], 10, due_before=m.utcnow()) == [ids["u3"]]
+    assert claim_probes(engine, "w", ["p"], 10) == [ids["u0"], ids["u2"]]
+    assert claim_probes(engine, "w", ["p"], 10) == []          # claimed: no second probe of an item
+
+
+def test_canvas_landing_tells_a_kept_teacher_grade_from_the_tool_grade():
+    rule = landing_rule("canvas")
+    assert rule.sent_values(8, 10, 10) == (16, 20) and rule.sent_values(8, 10, 100) == (8, 10)
+    sent = rule.sent_values(8, 10, 10)
+    tool = Result("r", "li", "u", 16.0, 20.0)                 # grader < 0: raw, as sent
+    kept = Result("r", "li", "u", 32.0, 20.0)                 # a person's grade kept: 16 × 20 / 10
+    assert rule.judge(tool, 0.8, sent, 10).verdict == "shown"
+    judged = rule.judge(kept, 0.8, sent, 10)
+    assert judged.verdict == "kept_by_person" and "Canvas kept a grade entered by a person" in judged.note
+    assert rule.judge(Result("r", "li", "u", 0.0, 20.0), 0.0, (0, 20), 10).verdict == "unconfirmable"
+    assert rule.judge(tool, 0.8, sent, None).verdict == "unconfirmable"
+    item = "https://canvas.test/api/lti/courses/7/line_items/12"
+    assert rule.container_of(item) == "https://canvas.test/api/lti/courses/7/line_items"
+    assert rule.container_of("https://canvas.test/api/lti/courses/7") is None
+    assert landing_rule("moodle").container_of(item) is None
+    capped = landing_rule("d2l").judge(Result("r", "li", "u", 10.0, 10.0), 1.2, (12, 10), None)
+    assert capped.verdict == "other_value" and "10/10" in capped.note

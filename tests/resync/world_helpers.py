@@ -9,12 +9,14 @@ from pathlib import Path
 import models as m
 from gradesync.diagnosis.actions import ACTIONS
 from gradesync.findings import identity_of
+from gradesync.importer import import_folder
 from gradesync.resync.claims import worker_id
 from gradesync.resync.queue import queue_from_findings
 from gradesync.resync.runner import Tally, run_resync
 from gradesync.settings import Settings, load_settings
 from sandbox_lms import urls
 from sandbox_lms.server import RunningSandbox, start_sandbox
+from sandbox_lms.state import LEARNER
 from sandbox_lms.worlds import World, build_world
 
 QUEUED = ("missing_in_lms", "score_mismatch", "manual_grade_conflict")
@@ -65,11 +67,47 @@ class Served:
             return list(s.exec(select(m.ResyncTask).order_by(m.ResyncTask.id)))
 
     def task_of(self, cell: Cell) -> m.ResyncTask:
-        return next(t for t in self.tasks() if (t.platform, t.lms_user_id, t.context_id) ==
-                    (cell.platform, cell.lms_user_id, cell.context_id) and t.line_item_id == cell.line_item_url)
+        """The cell's latest task."""
+        return [t for t in self.tasks() if (t.platform, t.lms_user_id, t.context_id) ==
+                (cell.platform, cell.lms_user_id, cell.context_id) and t.line_item_id == cell.line_item_url][-1]
 
-    def resync(self, worker: str = "test", limit: int | None = None, reclaim_after_s: float = 600) -> Tally:
-        return asyncio.run(run_resync(self.settings, None, limit, worker_id(worker), reclaim_after_s))
+    def add_cells(self, cells: list[Cell]) -> int:
+        """Queue `cells` as gaps too (a new audit run that also still holds the earlier ones)."""
+        self.cells = self.cells + cells
+        self.run_id = queue_cells(self.database_url, self.cells)
+        return self.run_id
+
+    def resync(self, worker: str = "test", limit: int | None = None, reclaim_after_s: float = 600,
+               platforms: list[str] | None = None) -> Tally:
+        return asyncio.run(run_resync(self.settings, platforms, limit, worker_id(worker), reclaim_after_s))
+
+
+def unscored_cells(world: World, base_url: str, platform_prefix: str, n: int, *, one_item: bool = False,
+                   score: tuple[float, float] = (7.0, 10.0)) -> list[Cell]:
+    """`n` more `missing_in_lms` gaps: active learners with no result on a published graded item of
+    the platform (all on one item when `one_item`), with the tool's `score`."""
+    for name, reg in sorted(world.state.registrations.items()):
+        if not name.startswith(platform_prefix):
+            continue
+        for ctx, course in sorted(reg.courses.items()):
+            if course.concluded or course.tool_removed:
+                continue
+            found: list[Cell] = []
+            for li in course.line_items:
+                if not li.resource_link_id or not li.active or li.deleted:
+                    continue
+                for member in course.members:
+                    if member.status != "Active" or LEARNER not in member.roles or member.user_id in li.results:
+                        continue
+                    found.append(Cell("missing_in_lms", name, ctx, li.resource_link_id, member.user_id, li.id,
+                                      urls.line_item_url(base_url, reg, ctx, li.id), *score))
+                if one_item and len(found) >= n:
+                    return found[:n]
+                if one_item:
+                    found = []
+            if not one_item and len(found) >= n:
+                return found[:n]
+    raise AssertionError(f"the world has no {n} unscored cells on {platform_prefix}")
 
 
 def planted_cells(world: World, base_url: str) -> list[Cell]:
@@ -118,6 +156,9 @@ def served_world(tmp_path: Path, database_url: str, seed: int = 7, size: str = "
         with config.open("a", encoding="utf-8") as fh:
             fh.write(f'\n[database]\nurl = "{database_url}"\n')
         m.upgrade_database(database_url)
+        settings = load_settings(config)
+        with m.session_scope(m.make_engine(database_url)) as s:
+            import_folder(s, config.parent, settings)      # the tool's records, as `gradesync import` does
         cells = planted_cells(world, sandbox.base_url)
         run_id = queue_cells(database_url, cells)
-        yield Served(world, sandbox, config, load_settings(config), database_url, cells, run_id)
+        yield Served(world, sandbox, config, settings, database_url, cells, run_id)

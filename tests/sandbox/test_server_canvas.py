@@ -235,3 +235,65 @@ def test_throttle_is_403_text_plain_without_retry_after(sandbox, tool):
     ok = next(r for r in responses if r.status_code == 200)
     assert "x-request-cost" in ok.headers and "x-rate-limit-remaining" in ok.headers
     assert sandbox.counters.get("canvas", "throttled") == len(throttled)
+
+
+PRIORITIZE = {"https://canvas.instructure.com/lti/submission": {"prioritize_non_tool_grade": True}}
+
+
+def _result_of(t, user: str) -> list[dict]:
+    return t.get(t.url("results"), params={"user_id": user}).json()
+
+
+def test_hidden_teacher_grade_is_not_in_results_and_prioritize_keeps_it(sandbox, tool):
+    t = tool("canvas")
+    cell = lambda: sandbox.state.registrations["canvas"].courses["C1"].line_items[0].results["s2"]
+    sandbox.control.plant_hidden_teacher_grade("canvas", "C1", 1, "s2", 7.0)   # item 1: 10 points
+    assert _result_of(t, "s2") == []                     # no Lti::Result row (§3.2)
+    # The tool sends 16/20 with prioritize_non_tool_grade: Canvas keeps the teacher's 7 and grader,
+    # writes the Lti::Result (16 of 20) and serialises it rescaled by the person's grading (result.rb):
+    # 16 × 20 / 10 = 32 of 20 — not the 0.8 the tool sent.
+    assert t.post_score("s2", 16, 20, extra=PRIORITIZE).status_code == 200
+    assert (cell().result_score, cell().by_tool) == (7.0, False)
+    [row] = _result_of(t, "s2")
+    assert (row["resultScore"], row["resultMaximum"]) == (32.0, 20.0)
+
+
+def test_without_prioritize_the_tool_grade_replaces_the_hidden_one_and_reads_back_raw(sandbox, tool):
+    t = tool("canvas")
+    sandbox.control.plant_hidden_teacher_grade("canvas", "C1", 1, "s2", 7.0)
+    assert t.post_score("s2", 16, 20).status_code == 200
+    rec = sandbox.state.registrations["canvas"].courses["C1"].line_items[0].results["s2"]
+    assert (rec.result_score, rec.by_tool) == (8.0, True)           # 16/20 on a 10-point item
+    [row] = _result_of(t, "s2")
+    assert (row["resultScore"], row["resultMaximum"]) == (16.0, 20.0)   # grader < 0: raw, as sent
+
+
+def test_teacher_grade_on_a_tool_row_is_copied_and_scaled_to_the_sent_maximum(sandbox, tool):
+    t = tool("canvas")
+    assert t.post_score("s2", 16, 20).status_code == 200
+    sandbox.control.set_manual_grade("canvas", "C1", 1, "s2", 3.0, scorer="t1")
+    [row] = _result_of(t, "s2")
+    # update_score_for_submission copies 3 (points) into the row, keeping result_maximum 20: 3 × 20 / 10
+    assert (row["resultScore"], row["resultMaximum"]) == (6.0, 20.0)
+
+
+def test_hidden_grade_cannot_be_planted_over_a_tool_scored_cell(sandbox):
+    with pytest.raises(ValueError):
+        sandbox.control.plant_hidden_teacher_grade("canvas", "C1", 1, "s1", 7.0)   # s1 scored by the tool
+
+
+def test_every_score_body_is_captured_accepted_or_not(sandbox, tool):
+    t = tool("canvas")
+    t.post_score("s2", 80, 100, item_id=2)                 # 422 unpublished
+    t.post_score("s2", 5, extra=PRIORITIZE)
+    bodies = [b.body for b in sandbox.runtime.score_bodies]
+    assert [b["userId"] for b in bodies] == ["s2", "s2"]
+    assert bodies[1]["https://canvas.instructure.com/lti/submission"]["prioritize_non_tool_grade"] is True
+
+
+def test_hidden_teacher_grade_can_be_planted_over_the_admin_api(sandbox, tool):
+    url = f"{sandbox.base_url}/_sandbox/canvas/courses/C1/line_items/1/hidden_teacher_grade"
+    r = httpx.post(url, json={"user_id": "s3", "score": 6.5})
+    assert r.status_code == 200 and r.json()["result_score"] == 6.5
+    assert _result_of(tool("canvas"), "s3") == []
+    assert httpx.post(url, json={"user_id": "s1", "score": 1}).status_code == 400     # tool-scored cell
