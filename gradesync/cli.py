@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
     from gradesync.settings import Settings
 
-def _console(stderr: bool = False) -> Console:
+def make_console(stderr: bool = False) -> Console:
     """A console whose width is stable when not on a terminal (pipes, CI logs, tests): 120 columns
     unless $COLUMNS says otherwise, rather than whatever the environment guesses."""
     stream = sys.stderr if stderr else sys.stdout
@@ -37,8 +37,8 @@ def _console(stderr: bool = False) -> Console:
     return Console(stderr=stderr, width=width)
 
 
-console = _console()
-err_console = _console(stderr=True)
+console = make_console()
+err_console = make_console(stderr=True)
 
 
 # ---------------------------------------------------------------- helpers for every command (and sub-app)
