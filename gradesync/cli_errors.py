@@ -73,7 +73,7 @@ def explain(e: BaseException) -> tuple[str, bool]:
     if db:
         return db, True
     if isinstance(e, OSError) and e.errno == errno.EADDRINUSE:
-        return f"address already in use ({e.strerror}): another process listens on that port; choose another --port", True
+        return "address already in use: another process listens on that port; choose another --port (0 picks a free one)", True
     if isinstance(e, (FileNotFoundError, PermissionError, IsADirectoryError)) and e.filename:
         return f"{e.strerror}: {e.filename}", True
     try:
