@@ -84,10 +84,13 @@ class SlackSettings(BaseModel):
     report_base_url: str | None = None                      # where reports are published, if anywhere
 
 
+# The nightly schedule has one home, prefect.yaml (deployment nightly-audit); `gradesync serve` reads it
+# from there. These [audit] keys used to duplicate it and are refused with that pointer.
+MOVED_TO_PREFECT_YAML = {"schedule_cron", "timezone"}
+
+
 class AuditSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    schedule_cron: str = "0 2 * * *"
-    timezone: str = "UTC"
     report_dir: Path = Path("reports")
     resync_after_audit: bool = True                         # nightly: run pending resyncs after the audit
     resync_max_attempts: int = Field(default=5, ge=1)
@@ -150,6 +153,9 @@ def _message(err: dict, data: dict) -> str:
         return f"{field}: unknown vendor {err.get('input')!r} (expected {allowed})"
     if err["type"] == "missing":
         return f"{field}: required field is missing"
+    if err["type"] == "extra_forbidden" and field.startswith("audit.") and field[6:] in MOVED_TO_PREFECT_YAML:
+        return (f"{field}: the nightly schedule lives in prefect.yaml only (deployment nightly-audit, "
+                "schedules: cron and timezone); remove it here so the two cannot disagree")
     if err["type"] == "extra_forbidden":
         return f"{field}: unknown field"
     msg = err["msg"].removeprefix("Value error, ")

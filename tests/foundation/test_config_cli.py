@@ -95,3 +95,9 @@ def test_platforms_reports_a_key_that_does_not_load(write_config, rsa_key_file, 
     assert "FAIL" in result.output and expected in result.output
     assert "1 private key file(s) did not load" in result.stderr
     assert "PRIVATE KEY" not in result.output
+
+
+def test_a_schedule_in_gradesync_toml_points_to_prefect_yaml(write_config):
+    cfg = write_config(extra='[audit]\nschedule_cron = "0 3 * * *"\n\n')
+    assert_config_error(run("--config", str(cfg), "platforms"), "audit.schedule_cron",
+                        "the nightly schedule lives in prefect.yaml only")
