@@ -71,7 +71,8 @@ def send_run_alerts(session, summary: RunSummary, settings: Settings, *, console
         history = [] if session is None else \
             alert_log.load_history(session, run_id=summary.run_id, routes=names, incident_keys=keys)
         plans = plan_run_alerts(summary, table, history, now=now, reminder_days=slack.incident_reminder_days,
-                                report_base_url=slack.report_base_url)
+                                report_base_url=slack.report_base_url,
+                                vendors={p.name: p.vendor.value for p in settings.platforms})
     except Exception as e:  # noqa: BLE001 — alerts must never fail the pipeline
         log.exception("planning the alerts of run %s failed", summary.run_id)
         outcome.failures.append(f"alerts for run {summary.run_id} could not be planned: {type(e).__name__}: {e}")

@@ -33,6 +33,13 @@ class Directory:
     links: dict[tuple[str, str, str], str] = field(default_factory=dict)            # platform, ctx, rl → title
     line_items: dict[tuple[str, str, str], str] = field(default_factory=dict)       # platform, ctx, li → label
     result_times: dict[tuple[str, str, str, str], datetime] = field(default_factory=dict)  # … li, user
+    vendors: dict[str, str] = field(default_factory=dict)                           # platform → vendor
+
+    def account_labels(self) -> dict[str, str]:
+        """account id → "Name <email>" (computed once: evidence words name the other account)."""
+        if getattr(self, "_labels", None) is None or len(self._labels) != len(self.accounts):
+            self._labels = {k: p.label() for k, p in self.accounts.items()}
+        return self._labels
 
     def learner(self, f: Finding) -> Person | None:
         """accounts.csv's name/email of the finding's account (or the account linked to its LMS user),
@@ -99,6 +106,7 @@ def load_directory(database_url: str, summary: RunSummary) -> Directory:
         for chunk in _chunks(accounts):
             for a in s.exec(select(m.Account).where(m.Account.account_id.in_(chunk))):
                 d.accounts[a.account_id] = Person(a.name, a.email)
+        d.vendors = {p.name: p.vendor for p in s.exec(select(m.Platform)) if p.name in platforms}
         contexts = {f.context_id for f in findings}
         for chunk in _chunks(contexts):
             for c in s.exec(select(m.Course).where(m.Course.context_id.in_(chunk))):

@@ -14,7 +14,7 @@ from gradesync.report.chart import build_chart
 from gradesync.report.env import environment, findings_csv_name, report_name, validation_page_name
 from gradesync.report.people import Directory, directory_from_summary, load_directory
 from gradesync.report.validation import render_validation_page
-from gradesync.report.view import build_view, finding_row
+from gradesync.report.view import build_view, finding_evidence
 
 ROWS_PER_CATEGORY = 200       # the page stays light at 10,000 findings; the CSV has them all
 
@@ -49,13 +49,12 @@ def write_findings_csv(summary: RunSummary, path: Path, people: Directory | None
 
 def _csv_values(f: Finding, status: str, people: Directory, today: datetime | None) -> list[Any]:
     evidence = json.dumps(f.evidence, default=str, ensure_ascii=False, sort_keys=True)
-    row = finding_row(f, people, status, today)
     person = people.learner(f) if f.level == "learner" else None
     return [f.category, f.platform, f.context_id, f.resource_link_id, f.activity_id, f.line_item_id,
             f.account_id, f.lms_user_id, f.tool_score, f.tool_maximum, f.lms_score, f.lms_maximum,
             f.action, evidence, f.identity, "yes" if status == "new" else "",
             status, person.name if person else "", person.email if person else "",
-            people.course_title(f.platform, f.context_id) or "", people.activity_title(f) or "", row.evidence]
+            people.course_title(f.platform, f.context_id) or "", people.activity_title(f) or "", finding_evidence(f, people, today).words]
 
 
 def render_report(summary: RunSummary, out_dir: Path, *, validation_results: list[dict] | None = None,

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from gradesync.alerts.vendor_terms import action_for
 from gradesync.findings import CourseStatus, DataQualityWarning, Finding, RunSummary, level_of
 from gradesync.report.categories import colour_of, meaning_of, ordered_categories, short_of
 from gradesync.report.evidence import ScoreContext, evidence_in_words
@@ -144,6 +145,13 @@ def fmt_score(score: float | None, maximum: float | None) -> str:
     return f"{s} / {maximum:g}{pct}"
 
 
+def finding_evidence(f: Finding, people: Directory, today: datetime | None = None):
+    """The finding's evidence in words (+ ids/URLs apart), with its scores and the LMS result's time."""
+    ctx = ScoreContext(f.tool_score, f.tool_maximum, f.lms_score, f.lms_maximum, people.lms_since(f), today,
+                       people.account_labels())
+    return evidence_in_words(f.category, f.evidence, ctx)
+
+
 def finding_row(f: Finding, people: Directory, status: str, today: datetime | None = None) -> FindingRow:
     """One finding as a person reads it: names and titles first, ids and URLs in `details`."""
     title = people.course_title(f.platform, f.context_id)
@@ -155,9 +163,7 @@ def finding_row(f: Finding, people: Directory, status: str, today: datetime | No
     activity = people.activity_title(f) or f.activity_id or f.resource_link_id
     if f.level == "course":
         activity = "whole course"
-    ctx = ScoreContext(f.tool_score, f.tool_maximum, f.lms_score, f.lms_maximum, people.lms_since(f), today,
-                       {k: p.label() for k, p in people.accounts.items()})
-    ev = evidence_in_words(f.category, f.evidence, ctx)
+    ev = finding_evidence(f, people, today)
     ids = [("platform", f.platform), ("course id", f.context_id), ("resource link", f.resource_link_id),
            ("activity id", f.activity_id), ("line item", f.line_item_id), ("account", f.account_id),
            ("LMS user", f.lms_user_id)]
@@ -165,7 +171,7 @@ def finding_row(f: Finding, people: Directory, status: str, today: datetime | No
     return FindingRow(f.category, f.platform, title or f.context_id, f"{f.platform}/{f.context_id}",
                       activity or "—", learner, (person.email or "") if person else "",
                       fmt_score(f.tool_score, f.tool_maximum), fmt_score(f.lms_score, f.lms_maximum),
-                      f.action, ev.words, details, status)
+                      action_for(f.category, people.vendors.get(f.platform), f.action), ev.words, details, status)
 
 
 def _stats_of(stats: Any) -> tuple[dict[str, int], int, int, float]:
