@@ -119,3 +119,50 @@ def test_sandbox_serve_on_a_busy_port_is_one_line(tmp_path):
         port = s.getsockname()[1]
         proc = run_cli(["sandbox", "serve", "--port", str(port), "--size", "tiny"], _env(tmp_path), REPO, timeout=120)
     assert_one_line(proc, "address already in use", "choose another --port")
+
+
+@pytest.mark.slow
+def test_lms_faults_are_one_line_per_course_and_the_report_names_people(tmp_path, prefect_env):
+    """A platform answering 5xx to every service request: each of its courses is one "could not audit"
+    line (no Prefect task traceback on the console), nothing from Great Expectations, exit 3; the report
+    of that run names learners, courses and activities from the tool's records and reads well in Chromium."""
+    import csv
+    import subprocess
+    import sys
+
+    from pipeline.pipeline_helpers import serve_world
+
+    env = {**prefect_env, "GRADESYNC_LOG_FILE": str(tmp_path / "gradesync.log"), "COLUMNS": "100"}
+    with serve_world(tmp_path, 3, "tiny", f"sqlite:///{tmp_path / 'gs.db'}") as served:
+        served.sandbox.control.set_faults("moodle-main", error_rate_5xx=1.0, seed=1)
+        proc = run_cli(["audit", "--config", str(served.config), "--no-alerts"], env, REPO)
+    assert proc.returncode == 3, proc.stderr[-3000:]
+    out = proc.stdout + proc.stderr
+    assert "Traceback" not in out and "great_expectations" not in out.lower() and "Calculating Metrics" not in out
+    moodle = [c for c in served.world.state.registrations["moodle-main"].courses]
+    lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("could not audit moodle-main/")]
+    assert len(lines) == len(moodle), proc.stderr[-3000:]
+    assert all(len(ln) <= 100 for ln in proc.stdout.splitlines()), "output wider than COLUMNS"
+    assert "Traceback (most recent call last)" in (tmp_path / "gradesync.log").read_text()   # kept, not shown
+
+    report = Path(proc.stdout.split("Report: ", 1)[1].split()[0])
+    html = report.read_text(encoding="utf-8")
+    with (served.folder / "accounts.csv").open(encoding="utf-8") as fh:
+        accounts = {r["account_id"]: r for r in csv.DictReader(fh)}
+    with (served.folder / "courses.csv").open(encoding="utf-8") as fh:
+        titles = {r["title"] for r in csv.DictReader(fh)}
+    with (served.folder / "links.csv").open(encoding="utf-8") as fh:
+        activities = {r["title"] for r in csv.DictReader(fh)}
+    rows = list(csv.DictReader((report.parent / f"run-{report.stem.split('-')[1]}-findings.csv").open(encoding="utf-8")))
+    learners = [r for r in rows if r["account_id"]]
+    assert learners and all(r["learner_name"] == accounts[r["account_id"]]["name"] for r in learners)
+    for r in learners:
+        assert r["learner_email"] in html and r["learner_name"] in html
+        assert r["course_title"] in titles and r["course_title"] in html
+        assert r["activity_title"] in activities
+        assert r["evidence_text"] and "{" not in r["evidence_text"]
+    shot = tmp_path / "report.png"
+    check = subprocess.run([sys.executable, str(REPO / "scripts" / "check_report_render.py"), str(report), str(shot)],
+                           capture_output=True, text=True, timeout=300)
+    if check.returncode != 3:                                  # 3: no Chromium on this machine
+        assert check.returncode == 0, check.stderr
