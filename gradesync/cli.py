@@ -65,7 +65,9 @@ def settings_from(ctx: typer.Context, *, required: bool = False) -> "Settings":
         try:
             state._settings = load_settings(state.config, required=required)
         except ConfigError as e:
-            raise fail(str(e)) from None
+            for problem in e.problems[:-1]:       # every problem at once, one line each
+                err_console.print(f"[red]error:[/red] {escape(problem)}", highlight=False, soft_wrap=True)
+            raise fail(e.problems[-1]) from None
     return state._settings
 
 
@@ -303,11 +305,45 @@ def check_key_file(path: Path) -> tuple[bool, str]:
     return True, f"RSA {key.key_size} bits"
 
 
+def imported_url_problems(settings: "Settings") -> list[str]:
+    """Imported courses whose line-items or memberships URL is not on their platform's allowed_hosts
+    (the client would refuse them). Reads the database only if it already exists; never creates it."""
+    from sqlalchemy.engine import make_url
+
+    from gradesync.settings import url_problem
+
+    url = settings.database.url
+    u = make_url(url)
+    if u.get_backend_name() == "sqlite" and (not u.database or not Path(u.database).exists()):
+        return []
+    from sqlalchemy.exc import DBAPIError
+    from sqlmodel import select
+
+    import models as m
+
+    names = {p.name: p for p in settings.platforms}
+    out = []
+    try:
+        with m.session_scope(m.make_engine(url)) as s:
+            rows = s.exec(select(m.Course.platform, m.Course.context_id, m.Course.lineitems_url,
+                                 m.Course.memberships_url).where(m.Course.platform.in_(list(names)))).all()
+    except DBAPIError:          # no such table yet, or not reachable: `platforms` checks the file only
+        return []
+    for platform, ctx, li, mb in rows:
+        for label, link in (("lineitems_url", li), ("memberships_url", mb)):
+            problem = url_problem(link, names[platform].allowed_hosts) if link else None
+            if problem:
+                out.append(f"{platform}/{ctx} {label}: {problem.replace('a token request', 'a request')}")
+    return out
+
+
 @app.command("platforms")
 def platforms_cmd(ctx: typer.Context) -> None:
-    """List the platform registrations and check that each private key file loads as an RSA key.
+    """List the platform registrations and check that each private key file loads as an RSA key, that
+    each token_url is on allowed_hosts (a configuration error otherwise), and that the imported courses'
+    service URLs are on their platform's allowed_hosts.
 
-    Never prints key material. Exit code 1 when a key does not load.
+    Never prints key material. Exit code 1 when a key does not load or a URL is outside allowed_hosts.
     """
     settings = settings_from(ctx, required=True)
     if not settings.platforms:
@@ -329,8 +365,15 @@ def platforms_cmd(ctx: typer.Context) -> None:
         console.print(f"\n[bold]{escape(p.name)}[/bold] ({p.vendor.value})", highlight=False)
         for label, value in rows:
             console.print(f"  {label:<14}{value}", highlight=False, soft_wrap=True)
-    if failures:
-        raise fail(f"{failures} private key file(s) did not load")
+    url_problems = imported_url_problems(settings)
+    for problem in url_problems[:20]:
+        console.print(f"[red]FAIL[/red] {escape(problem)}", highlight=False, soft_wrap=True)
+    if len(url_problems) > 20:
+        console.print(f"… and {len(url_problems) - 20} more imported course URL(s) outside allowed_hosts")
+    if failures or url_problems:
+        raise fail("; ".join(x for x in (f"{failures} private key file(s) did not load" if failures else "",
+                                         f"{len(url_problems)} imported course URL(s) outside allowed_hosts"
+                                         if url_problems else "") if x))
 
 
 def main() -> None:
