@@ -119,17 +119,25 @@ def run_audit(config: str | None, platforms: list[str] | None, courses: list[str
             progress.install(None)
 
 
+def print_wrapped(text: str, out: Console = console, style: str | None = None, lead: str = "") -> None:
+    """One message wrapped at the console width with a hanging indent (continuation lines start two
+    spaces in), so long course lists and reasons stay readable in a terminal and in a log."""
+    width = max(40, out.width or 100)
+    lines = textwrap.wrap(lead + text, width=width, subsequent_indent="  ", break_on_hyphens=False,
+                          break_long_words=False) or [""]
+    for i, line in enumerate(lines):
+        shown = escape(line)
+        if i == 0 and style and lead:
+            shown = f"[{style}]{escape(lead.rstrip())}[/{style}] " + escape(line[len(lead):])
+        out.print(shown, highlight=False, soft_wrap=True)
+
+
 def print_list(label: str, items: list[str], out: Console = console, limit: int = 30) -> None:
     """"label: a, b, c" wrapped at the console width with a hanging indent; long lists end in
     "… and N more" rather than filling the screen."""
     shown = items[:limit]
     text = ", ".join(shown) + (f", … and {len(items) - limit} more" if len(items) > limit else "")
-    indent = " " * 2
-    width = max(40, (out.width or 100) - len(indent))
-    wrapped = textwrap.wrap(f"{label}: {text}", width=width, subsequent_indent=indent, break_on_hyphens=False,
-                            break_long_words=False)
-    for line in wrapped:
-        out.print(escape(line), highlight=False, soft_wrap=True)
+    print_wrapped(f"{label}: {text}", out)
 
 
 def print_summary(outcome: dict, out: Console = console) -> None:
@@ -151,8 +159,7 @@ def print_unverified(courses: list[dict], out: Console = err_console, limit: int
     bad = [c for c in courses if c.get("status") == "unverified"]
     for c in bad[:limit]:
         reason = " ".join(str(c.get("reason") or "no reason recorded").split())
-        out.print(f"[yellow]could not audit[/yellow] {escape(c['platform'])}/{escape(c['context_id'])}: "
-                  f"{escape(reason[:200])}", highlight=False, soft_wrap=True)
+        print_wrapped(f"{c['platform']}/{c['context_id']}: {reason[:200]}", out, "yellow", "could not audit ")
     if len(bad) > limit:
         out.print(f"… and {len(bad) - limit} more course(s) could not be audited (see the report)")
 
@@ -193,6 +200,9 @@ def describe_scope(data: dict) -> str:
     plats = params.get("platforms") or []
     n = params.get("course_count", len(data.get("courses") or []))
     parts.append(f"{n} course(s) on {', '.join(plats) if plats else 'no platform'}")
+    listed = params.get("courses") or []
+    if listed and n <= 12:
+        parts.append("courses " + ", ".join(listed))
     if params.get("activities"):
         parts.append(f"activities {', '.join(params['activities'])}")
     return "; ".join(parts)

@@ -84,3 +84,51 @@ def test_render_check_exits_3_with_a_clear_message_without_chromium(tmp_path: Pa
     done = _run(str(report), str(tmp_path / "x.png"), env={"CHROMIUM": str(tmp_path / "no-such-chromium")})
     assert done.returncode == 3
     assert "chromium not found" in done.stderr and "apt-get install -y chromium" in done.stderr
+
+
+def _devtools():
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("check_report_render", SCRIPT)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="chromium is not installed (apt-get install -y chromium)")
+def test_filter_by_category_course_and_status_works_offline_and_print_says_it_is_filtered(tmp_path: Path):
+    import tempfile
+
+    s = summary()
+    report = render_report(s, tmp_path)
+    mod = _devtools()
+    visible = "[...document.querySelectorAll('tr.finding')].filter(r => r.offsetParent).length"
+    choose = ("(() => {{ const f = document.getElementById('filters'); f.elements['{0}'].value = '{1}';"
+              " f.dispatchEvent(new Event('change')); return f.elements.shown.value; }})()")
+    with tempfile.TemporaryDirectory() as profile:
+        dt = mod.DevTools(CHROMIUM, profile)
+        try:
+            target = dt.call("Target.createTarget", {"url": "about:blank"}, session=False)["targetId"]
+            dt.session = dt.call("Target.attachToTarget", {"targetId": target, "flatten": True}, session=False)["sessionId"]
+            dt.call("Page.enable")
+            dt.call("Page.navigate", {"url": report.resolve().as_uri()})
+            dt.wait_event("Page.loadEventFired")
+            total = len(s.findings) + len(s.resolved)
+            assert dt.evaluate(visible) == total
+            said = dt.evaluate(choose.format("category", "not_learner"))
+            assert dt.evaluate(visible) == 2 and said == f"filter: category not_learner (2 of {total} findings shown)"
+            assert dt.evaluate("[...document.querySelectorAll('.group')].filter(g => !g.hidden).length") == 1
+            dt.evaluate(choose.format("category", ""))
+            said = dt.evaluate(choose.format("status", "resolved"))
+            assert dt.evaluate(visible) == len(s.resolved) and "status resolved" in said
+            dt.evaluate(choose.format("status", ""))
+            dt.evaluate(choose.format("course", "canvas/course-1"))
+            in_course = sum(1 for f in [*s.findings, *s.resolved] if f.context_id == "course-1")
+            assert dt.evaluate(visible) == in_course
+            dt.call("Emulation.setEmulatedMedia", {"media": "print"})
+            # printed: the filtered rows only, and a line that says the printout is filtered
+            assert dt.evaluate(visible) == in_course
+            assert dt.evaluate("document.querySelector('.print-only').offsetParent !== null") is True
+            dt.call("Emulation.setEmulatedMedia", {"media": "screen"})
+            assert dt.evaluate("document.querySelector('.print-only').offsetParent") is None
+        finally:
+            dt.close()
