@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import csv
 import time
+from datetime import datetime, timedelta, timezone
 from dataclasses import replace
 from pathlib import Path
 
@@ -163,3 +164,15 @@ def test_axis_maximum_is_a_round_number_above_the_tallest_bar():
     for v in (1, 3, 7, 19, 105, 999, 10_000):
         top, step = nice_max(v)
         assert top >= v and top % step == 0 and top / step <= 10
+
+
+def test_duration_and_finished_are_filled_when_the_report_is_the_runs_last_step(tmp_path: Path):
+    # The flow renders the report before it stamps the run finished (flows/audit.py): finished_at is None
+    # then, and every report used to read "—" for Duration and Finished.
+    s = summary()
+    s.started_at = datetime.now(timezone.utc) - timedelta(minutes=2, seconds=5)
+    s.finished_at = None
+    html = render_report(s, tmp_path).read_text(encoding="utf-8")
+    meta = html[html.index('<dl class="meta">'):html.index("</dl>")]
+    assert "<dt>Duration</dt><dd>2m 0" in meta and "<dt>Finished</dt><dd>—" not in meta
+    assert s.finished_at is not None
