@@ -217,7 +217,8 @@ def db_upgrade(ctx: typer.Context) -> None:
     settings = settings_from(ctx)
     open_database(settings)
     rev = current_revision(settings.database.url)
-    console.print(f"database {escape(display_url(settings.database.url))} is at revision [bold]{rev}[/bold] (head)")
+    console.print(f"database {escape(display_url(settings.database.url))} is at revision [bold]{rev}[/bold] (head)",
+                  soft_wrap=True, highlight=False)
 
 
 @app.command("import")

@@ -130,6 +130,9 @@ def _item_not_active(e: dict, c: ScoreContext):
 def _not_learner(e: dict, c: ScoreContext):
     if e.get("roster") == "absent":
         return ["not on the roster"], {"roster"}
+    if "gradebook_refused_at" in e:      # on the roster as a learner, but the gradebook refused the score
+        return [f"the LMS gradebook refused the score: not a gradable student there ({_status(e.get('status'))}, "
+                f"{when(e['gradebook_refused_at'], c.today)})"], {"roster", "roles", "gradebook_refused_at", "status"}
     if "roles" in e:
         return [f"{_role_words(e['roles'])}, not a learner"], {"roster", "roles"}
     if "status" in e:
@@ -149,8 +152,12 @@ def _duplicate_account(e: dict, c: ScoreContext):
 def _launched_outside_course(e: dict, c: ScoreContext):
     where = str(e.get("completion_context") or "")
     if not where or "manual login" in where:
-        return ["completed after a manual login, not from the course link"], {"completion_context"}
-    return [f"completed from another course ({where})"], {"completion_context"}
+        words = "completed after a manual login, not from the course link"
+    else:
+        words = f"completed from another course ({where})"
+    if e.get("found_by_roster_email"):
+        words += f"; found by the roster's email {e['found_by_roster_email']} (never launched from this course)"
+    return [words], {"completion_context", "found_by_roster_email"}
 
 
 def _outside_course_dates(e: dict, c: ScoreContext):
@@ -171,28 +178,46 @@ def _lms_shows(c: ScoreContext) -> str:
     return f"LMS shows {score_text(c.lms_score, c.lms_maximum)}{since}"
 
 
+def _supersede_tried(e: dict, c: ScoreContext) -> list[str]:
+    t = e.get("supersede_tried")
+    if not isinstance(t, dict):
+        return []
+    return [f"an approved resend of {t.get('sent', 'the tool score')} on {when(t.get('at'), c.today)} was accepted, "
+            "but the LMS kept its own value (an override or lock in the gradebook)"]
+
+
 def _manual_grade_conflict(e: dict, c: ScoreContext):
+    # The diagnosis may add its own "why" sentence (issue 10): the specific phrases below say it in
+    # full, so it is consumed; alone, it follows what the LMS shows.
+    used = {"why", "lms_normalised", "supersede_tried"}
+    tried = _supersede_tried(e, c)
     if "refused_as_stale_at" in e:
         return [f"{_lms_shows(c)}; a resend was refused as older than that grade "
-                f"({_status(e.get('status'))}, {when(e['refused_as_stale_at'], c.today)})"], \
-            {"refused_as_stale_at", "status"}
+                f"({_status(e.get('status'))}, {when(e['refused_as_stale_at'], c.today)})", *tried], \
+            used | {"refused_as_stale_at", "status"}
+    if "scoring_user_id" in e:
+        return [f"{_lms_shows(c)}, entered by a person in the LMS", *tried], used
     if "last_sent" in e:
         sent = f"; the tool last sent {e['last_sent']}"
         if e.get("last_sent_at"):
             sent += f" on {when(e['last_sent_at'], c.today)}"
-        return [_lms_shows(c) + sent], {"last_sent", "last_sent_at", "lms_normalised"}
-    if "scoring_user_id" in e:
-        return [f"{_lms_shows(c)}, entered by a person in the LMS"], set()
+        later = (f" (the LMS grade, dated {when(e['result_timestamp'], c.today)}, is later)"
+                 if e.get("result_timestamp") else "")
+        return [_lms_shows(c) + sent + later, *tried], used | {"last_sent", "last_sent_at", "result_timestamp"}
     if "result_timestamp" in e:
         return [f"LMS shows {score_text(c.lms_score, c.lms_maximum)}, dated {when(e['result_timestamp'], c.today)}: "
-                f"after the tool's last accepted send on {when(e.get('last_sent_at'), c.today)}"], \
-            {"result_timestamp", "last_sent_at"}
-    return [], set()
+                f"after the tool's last accepted send on {when(e.get('last_sent_at'), c.today)}", *tried], \
+            used | {"result_timestamp", "last_sent_at"}
+    if e.get("why"):
+        return [f"{_lms_shows(c)}; {e['why']}", *tried], used
+    return tried, used - {"why"}
 
 
 def _score_mismatch(e: dict, c: ScoreContext):
-    return [f"{_lms_shows(c)} (an earlier score from the tool); the tool now has "
-            f"{score_text(c.tool_score, c.tool_maximum)}"], {"tool_normalised", "lms_normalised"}
+    sent = e.get("lms_value_sent_by_tool_at")
+    own = f"the tool's own score, sent {when(sent, c.today)}" if sent else "an earlier score from the tool"
+    return [f"{_lms_shows(c)} ({own}); the tool now has {score_text(c.tool_score, c.tool_maximum)}"], \
+        {"tool_normalised", "lms_normalised", "lms_value_sent_by_tool_at"}
 
 
 def _missing_in_lms(e: dict, c: ScoreContext):
@@ -229,6 +254,8 @@ def _is_detail(key: str, value: Any) -> bool:
 
 
 def _generic(key: str, value: Any, c: ScoreContext) -> str:
+    if key == "why" and isinstance(value, str):
+        return value                     # already a sentence
     label = key.replace("_", " ")
     if isinstance(value, float):
         value = f"{value:.4g}"

@@ -57,3 +57,28 @@ def test_unknown_category_and_odd_values_never_raise():
     assert "Roles: x" in e.words and "score: 0.1235" in e.words and "nested: a b 1" in e.words
     assert evidence_in_words("not_learner", {"roles": None}).words      # a builder meeting odd data
     assert evidence_in_words("missing_in_lms", {}).words == "No evidence recorded"
+
+
+def test_the_diagnosis_why_and_newer_keys_read_as_one_sentence():
+    since = datetime(2026, 3, 4, tzinfo=timezone.utc)
+    no_log = words("manual_grade_conflict", {"lms_normalised": 0.95,
+                                             "why": "the LMS value was not sent by the tool: the tool has no passback log for this cell"},
+                   lms_score=95.0, lms_maximum=100.0, lms_since=since)
+    assert no_log == ("LMS shows 95/100 since 4 Mar; the LMS value was not sent by the tool: the tool has no "
+                      "passback log for this cell")
+    tried = words("manual_grade_conflict", {"why": "graded by another scorer", "scoring_user_id": "t-1", "lms_normalised": 0.5,
+                                            "supersede_tried": {"at": "2026-03-10T00:00:00+00:00", "sent": "8/10",
+                                                                "outcome": "kept"}},
+                  lms_score=5.0, lms_maximum=10.0)
+    assert tried == ("LMS shows 5/10, entered by a person in the LMS; an approved resend of 8/10 on 10 Mar was "
+                     "accepted, but the LMS kept its own value (an override or lock in the gradebook)")
+    refused = words("not_learner", {"roster": "present", "roles": ["Learner"], "gradebook_refused_at":
+                                    "2026-03-02T00:00:00+00:00", "status": 400, "response": "Incorrect score received"})
+    assert refused == "The LMS gradebook refused the score: not a gradable student there (HTTP 400, 2 Mar)"
+    own = words("score_mismatch", {"tool_normalised": 1.0, "lms_normalised": 0.7,
+                                   "lms_value_sent_by_tool_at": "2026-02-01T00:00:00+00:00"},
+                tool_score=10.0, tool_maximum=10.0, lms_score=7.0, lms_maximum=10.0)
+    assert own == "LMS shows 7/10 (the tool's own score, sent 1 Feb); the tool now has 10/10"
+    email = words("launched_outside_course", {"completion_context": "no launch context (manual login)",
+                                              "found_by_roster_email": "a@b.edu"})
+    assert "found by the roster's email a@b.edu" in email
