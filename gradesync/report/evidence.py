@@ -30,6 +30,9 @@ class ScoreContext:
     names: dict[str, str] = field(default_factory=dict)   # account id → "Name <email>"
 
 
+_NO_CONTEXT = ScoreContext()
+
+
 @dataclass(frozen=True)
 class Evidence:
     words: str                                   # one or two short sentences
@@ -253,13 +256,16 @@ def _is_detail(key: str, value: Any) -> bool:
         isinstance(value, str) and value.startswith(("http://", "https://")))
 
 
+_ISO_TIME = re.compile(r"\d{4}-\d\d-\d\dT")
+
+
 def _generic(key: str, value: Any, c: ScoreContext) -> str:
     if key == "why" and isinstance(value, str):
         return value                     # already a sentence
     label = key.replace("_", " ")
     if isinstance(value, float):
         value = f"{value:.4g}"
-    elif isinstance(value, str) and re.match(r"\d{4}-\d\d-\d\dT", value):
+    elif isinstance(value, str) and _ISO_TIME.match(value):
         value = when(value, c.today)
     elif isinstance(value, (list, tuple)):
         value = ", ".join(str(x) for x in value)
@@ -272,8 +278,8 @@ def evidence_in_words(category: str, evidence: dict[str, Any] | None,
                       context: ScoreContext | None = None) -> Evidence:
     """The evidence of one finding as plain words (+ its ids and URLs apart). Never raises: an unknown
     category or unexpected keys fall back to "key: value" phrases."""
-    e = dict(evidence or {})
-    c = context or ScoreContext()
+    e = evidence or {}
+    c = context or _NO_CONTEXT
     phrases: list[str] = []
     used: set[str] = set()
     builder = BUILDERS.get(category)

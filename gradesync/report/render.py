@@ -25,10 +25,13 @@ CSV_COLUMNS = ("category", "platform", "context_id", "resource_link_id", "activi
                "status", "learner_name", "learner_email", "course_title", "activity_title", "evidence_text")
 
 
+_FORMULA_STARTS = frozenset("=+-@\t\r")
+
+
 def _csv_cell(value: Any) -> Any:
     # Spreadsheet formula injection (OWASP "CSV Injection"): a text cell from LMS data that starts
     # with = + - @ would be evaluated by Excel/Sheets; a leading quote keeps it text.
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+    if value.__class__ is str and value and value[0] in _FORMULA_STARTS:
         return "'" + value
     return value
 
