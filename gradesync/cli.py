@@ -306,38 +306,6 @@ def check_key_file(path: Path) -> tuple[bool, str]:
     return True, f"RSA {key.key_size} bits"
 
 
-def imported_url_problems(settings: "Settings") -> list[str]:
-    """Imported courses whose line-items or memberships URL is not on their platform's allowed_hosts
-    (the client would refuse them). Reads the database only if it already exists; never creates it."""
-    from sqlalchemy.engine import make_url
-
-    from gradesync.settings import url_problem
-
-    url = settings.database.url
-    u = make_url(url)
-    if u.get_backend_name() == "sqlite" and (not u.database or not Path(u.database).exists()):
-        return []
-    from sqlalchemy.exc import DBAPIError
-    from sqlmodel import select
-
-    import models as m
-
-    names = {p.name: p for p in settings.platforms}
-    out = []
-    try:
-        with m.session_scope(m.make_engine(url)) as s:
-            rows = s.exec(select(m.Course.platform, m.Course.context_id, m.Course.lineitems_url,
-                                 m.Course.memberships_url).where(m.Course.platform.in_(list(names)))).all()
-    except DBAPIError:          # no such table yet, or not reachable: `platforms` checks the file only
-        return []
-    for platform, ctx, li, mb in rows:
-        for label, link in (("lineitems_url", li), ("memberships_url", mb)):
-            problem = url_problem(link, names[platform].allowed_hosts) if link else None
-            if problem:
-                out.append(f"{platform}/{ctx} {label}: {problem.replace('a token request', 'a request')}")
-    return out
-
-
 @app.command("platforms")
 def platforms_cmd(ctx: typer.Context) -> None:
     """List the platform registrations and check that each private key file loads as an RSA key, that
@@ -366,6 +334,8 @@ def platforms_cmd(ctx: typer.Context) -> None:
         console.print(f"\n[bold]{escape(p.name)}[/bold] ({p.vendor.value})", highlight=False)
         for label, value in rows:
             console.print(f"  {label:<14}{value}", highlight=False, soft_wrap=True)
+    from gradesync.audit.scope_check import imported_url_problems
+
     url_problems = imported_url_problems(settings)
     for problem in url_problems[:20]:
         console.print(f"[red]FAIL[/red] {escape(problem)}", highlight=False, soft_wrap=True)

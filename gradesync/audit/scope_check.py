@@ -8,6 +8,7 @@ would be refused by the client (no token is ever sent there): named here before 
 from __future__ import annotations
 
 from collections import Counter
+from pathlib import Path
 
 from sqlmodel import func, select
 
@@ -68,14 +69,36 @@ def require_courses(database_url: str, settings: Settings, platforms: list[str] 
     return scope
 
 
+def _course_url_problems(settings: Settings, platform: str, context_id: str, lineitems_url: str | None,
+                         memberships_url: str | None) -> list[str]:
+    reg = settings.platform(platform)
+    out = []
+    for label, url in (("lineitems_url", lineitems_url), ("memberships_url", memberships_url)):
+        problem = url_problem(url, reg.allowed_hosts) if url else None
+        if problem:
+            out.append(f"{platform}/{context_id} {label}: {problem.replace('a token request', 'a request')}")
+    return out
+
+
 def service_url_problems(scope: AuditScope, settings: Settings) -> list[str]:
     """Each course in scope whose line-items or memberships URL the client would refuse."""
-    out = []
-    for c in scope.courses:
-        reg = settings.platform(c.platform)
-        for label, url in (("lineitems_url", c.lineitems_url), ("memberships_url", c.memberships_url)):
-            if url:
-                problem = url_problem(url, reg.allowed_hosts)
-                if problem:
-                    out.append(f"{c.platform}/{c.context_id} {label}: {problem.replace('a token request', 'a request')}")
-    return out
+    return [p for c in scope.courses
+            for p in _course_url_problems(settings, c.platform, c.context_id, c.lineitems_url, c.memberships_url)]
+
+
+def imported_url_problems(settings: Settings) -> list[str]:
+    """The same check over every imported course of the configured platforms (`gradesync platforms`).
+    Reads the database only if it already exists (never creates one) and says nothing if it cannot."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import DBAPIError
+
+    u = make_url(settings.database.url)
+    if u.get_backend_name() == "sqlite" and (not u.database or not Path(u.database).exists()):
+        return []
+    try:
+        with m.session_scope(m.make_engine(settings.database.url)) as s:
+            rows = s.exec(select(m.Course.platform, m.Course.context_id, m.Course.lineitems_url,
+                                 m.Course.memberships_url).where(m.Course.platform.in_(settings.platform_names))).all()
+    except DBAPIError:          # no tables yet, or unreachable: `platforms` then checks the file only
+        return []
+    return [p for row in rows for p in _course_url_problems(settings, *row)]
