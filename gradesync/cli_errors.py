@@ -74,6 +74,10 @@ def explain(e: BaseException) -> tuple[str, bool]:
         return db, True
     if isinstance(e, OSError) and e.errno == errno.EADDRINUSE:
         return "address already in use: another process listens on that port; choose another --port (0 picks a free one)", True
+    if isinstance(e, RuntimeError) and str(e).startswith("Failed to reach API"):
+        # Prefect's own wording when PREFECT_API_URL points at no server.
+        return (f"cannot reach the Prefect API ({_first_line(str(e)).removeprefix('Failed to reach API at ')}): "
+                "start it (`prefect server start`) or unset PREFECT_API_URL to use a temporary one"), True
     if isinstance(e, (FileNotFoundError, PermissionError, IsADirectoryError)) and e.filename:
         return f"{e.strerror}: {e.filename}", True
     try:
