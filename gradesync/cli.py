@@ -11,7 +11,6 @@ Every sub-command accepts `--config PATH` (added here, see `with_config_option`)
 from __future__ import annotations
 
 import importlib
-import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,9 +31,9 @@ if TYPE_CHECKING:
 def make_console(stderr: bool = False) -> Console:
     """A console whose width is stable when not on a terminal (pipes, CI logs, tests): 120 columns
     unless $COLUMNS says otherwise, rather than whatever the environment guesses."""
-    stream = sys.stderr if stderr else sys.stdout
-    width = None if stream.isatty() else int(os.environ.get("COLUMNS") or 120)
-    return Console(stderr=stderr, width=width)
+    from gradesync.console_text import stable_width
+
+    return Console(stderr=stderr, width=stable_width(sys.stderr if stderr else sys.stdout))
 
 
 console = make_console()

@@ -6,7 +6,6 @@ import csv
 import json
 import os
 import sys
-import textwrap
 from collections import Counter
 from pathlib import Path
 from typing import Optional
@@ -18,6 +17,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from gradesync.cli import make_console
+from gradesync.console_text import wrap_lines
 from gradesync.findings import CATEGORIES
 from gradesync.settings import ConfigError, load_settings
 
@@ -122,9 +122,7 @@ def run_audit(config: str | None, platforms: list[str] | None, courses: list[str
 def print_wrapped(text: str, out: Console = console, style: str | None = None, lead: str = "") -> None:
     """One message wrapped at the console width with a hanging indent (continuation lines start two
     spaces in), so long course lists and reasons stay readable in a terminal and in a log."""
-    width = max(40, out.width or 100)
-    lines = textwrap.wrap(lead + text, width=width, subsequent_indent="  ", break_on_hyphens=False,
-                          break_long_words=False) or [""]
+    lines = wrap_lines(lead + text, out.width or 100, hang="  ").splitlines() or [""]
     for i, line in enumerate(lines):
         shown = escape(line)
         if i == 0 and style and lead:
