@@ -11,6 +11,7 @@ from prefect.states import Completed, State
 
 from gradesync import progress
 from gradesync.audit import persist, records
+from gradesync.audit.scope_check import require_courses
 from gradesync.report.env import report_path
 from gradesync.settings import Settings, load_settings
 from tasks.audit_steps import diagnose, load_tool_records, persist_run, reconcile, validate
@@ -24,7 +25,8 @@ async def audit_story(kind: str, platforms: list[str] | None, courses: list[str]
     log = get_run_logger()
     settings = load_settings(config)
     db = persist.open_database(settings.database.url)
-    scope = records.resolve_scope(db, settings, platforms, courses, activities)
+    # No course in scope stops here with the reason: never a "0 findings" run or an all-clear digest.
+    scope = require_courses(db, settings, platforms, courses, activities)
     run_id = persist.start_run(db, kind, scope.params, str(flow_run.get_id() or ""))
     log.info("audit run %s: %d course(s) on %d platform(s)", run_id, len(scope.courses), len(scope.platforms))
     try:

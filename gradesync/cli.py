@@ -3,10 +3,15 @@
 Kept light on purpose: nothing heavy (Prefect, Great Expectations, the LTI client) is imported at module
 level, and the sub-apps other modules provide are mounted lazily (see LAZY_SUBCOMMANDS at the bottom),
 so `gradesync --help` answers in a fraction of a second.
+
+Errors: commands raise; `main` runs everything inside one error boundary (gradesync/cli_errors.py) that
+prints one line with the cause, logs the traceback to a file named in that line, and exits 1.
+Every sub-command accepts `--config PATH` (added here, see `with_config_option`).
 """
 from __future__ import annotations
 
 import importlib
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Optional
@@ -23,8 +28,16 @@ if TYPE_CHECKING:
 
     from gradesync.settings import Settings
 
-console = Console()
-err_console = Console(stderr=True)
+def make_console(stderr: bool = False) -> Console:
+    """A console whose width is stable when not on a terminal (pipes, CI logs, tests): 120 columns
+    unless $COLUMNS says otherwise, rather than whatever the environment guesses."""
+    from gradesync.console_text import stable_width
+
+    return Console(stderr=stderr, width=stable_width(sys.stderr if stderr else sys.stdout))
+
+
+console = make_console()
+err_console = make_console(stderr=True)
 
 
 # ---------------------------------------------------------------- helpers for every command (and sub-app)
@@ -51,7 +64,9 @@ def settings_from(ctx: typer.Context, *, required: bool = False) -> "Settings":
         try:
             state._settings = load_settings(state.config, required=required)
         except ConfigError as e:
-            raise fail(str(e)) from None
+            for problem in e.problems[:-1]:       # every problem at once, one line each
+                err_console.print(f"[red]error:[/red] {escape(problem)}", highlight=False, soft_wrap=True)
+            raise fail(e.problems[-1]) from None
     return state._settings
 
 
@@ -91,6 +106,42 @@ class LazySubcommand:
     help: str            # shown in `gradesync --help` without importing the module
 
 
+CONFIG_HELP = "gradesync.toml to use (default: $GRADESYNC_CONFIG, else ./gradesync.toml)."
+
+
+def _remember_config(ctx: typer.Context, value: Optional[str]) -> Optional[str]:
+    if value:
+        root = ctx.find_root()
+        if root.obj is None:
+            root.obj = CliState()
+        root.obj.config = Path(value)
+        root.obj._settings = None
+    return value
+
+
+def _config_parameter():
+    """The `--config` option as a parameter object of this Typer (built the Typer way, then reused)."""
+    probe = typer.Typer()
+
+    @probe.command()
+    def _probe(config: Optional[str] = typer.Option(None, "--config", "-c", metavar="PATH", help=CONFIG_HELP,
+                                                    expose_value=False, is_eager=True,
+                                                    callback=_remember_config)) -> None: ...
+
+    return typer.main.get_command(probe).params[0]
+
+
+def with_config_option(cmd: click.Command) -> click.Command:
+    """Give `cmd` (and every command under it) a `--config PATH` option that sets the root's config, so
+    `gradesync import --config X DIR` means `gradesync --config X import DIR`. Commands that declare their
+    own `config` parameter keep theirs (they read the root's as a fallback)."""
+    for sub in (getattr(cmd, "commands", None) or {}).values():
+        with_config_option(sub)
+    if not any(p.name == "config" for p in cmd.params):
+        cmd.params.append(_config_parameter())
+    return cmd
+
+
 class LazyGroup(TyperGroup):
     """A Typer group that imports LAZY_SUBCOMMANDS only when one is run (or its own --help is asked)."""
 
@@ -102,7 +153,7 @@ class LazyGroup(TyperGroup):
     def get_command(self, ctx: click.Context, cmd_name: str) -> Optional[click.Command]:
         cmd = super().get_command(ctx, cmd_name)
         if cmd is not None or cmd_name not in LAZY_SUBCOMMANDS:
-            return cmd
+            return with_config_option(cmd) if cmd is not None and not self._listing else cmd
         lazy = LAZY_SUBCOMMANDS[cmd_name]
         if self._listing:
             # Top-level help only needs the one-line summary: do not import the module for it.
@@ -111,7 +162,7 @@ class LazyGroup(TyperGroup):
         obj = getattr(importlib.import_module(module_name), attr)
         cmd = typer.main.get_command(obj) if isinstance(obj, typer.Typer) else obj
         cmd.name = cmd_name
-        self.commands[cmd_name] = cmd
+        self.commands[cmd_name] = with_config_option(cmd)
         return cmd
 
     def format_help(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
@@ -139,17 +190,18 @@ app.add_typer(db_app, name="db")
 @app.callback()
 def _root(
     ctx: typer.Context,
-    config: Optional[Path] = typer.Option(
-        None, "--config", "-c", metavar="PATH",
-        help="gradesync.toml to use (default: $GRADESYNC_CONFIG, else ./gradesync.toml).",
-    ),
+    config: Optional[Path] = typer.Option(None, "--config", "-c", metavar="PATH", help=CONFIG_HELP),
+    debug: bool = typer.Option(False, "--debug", help="Print tracebacks of errors (they always go to the log file)."),
 ) -> None:
     """Audit LTI grade sync: find grades that never reached the LMS gradebook, explain why, resync them.
 
     Configuration: gradesync.toml ([database], [slack], [[platforms]]); env GRADESYNC_DATABASE_URL and
     GRADESYNC_SLACK_WEBHOOK_URL override the file.
     """
-    ctx.obj = CliState(config=config)
+    if ctx.obj is None:
+        ctx.obj = CliState(config=config)
+    elif config is not None:
+        ctx.obj.config = config
 
 
 @db_app.command("upgrade")
@@ -164,7 +216,8 @@ def db_upgrade(ctx: typer.Context) -> None:
     settings = settings_from(ctx)
     open_database(settings)
     rev = current_revision(settings.database.url)
-    console.print(f"database {escape(display_url(settings.database.url))} is at revision [bold]{rev}[/bold] (head)")
+    console.print(f"database {escape(display_url(settings.database.url))} is at revision [bold]{rev}[/bold] (head)",
+                  soft_wrap=True, highlight=False)
 
 
 @app.command("import")
@@ -267,9 +320,11 @@ def check_key_file(path: Path) -> tuple[bool, str]:
 
 @app.command("platforms")
 def platforms_cmd(ctx: typer.Context) -> None:
-    """List the platform registrations and check that each private key file loads as an RSA key.
+    """List the platform registrations and check that each private key file loads as an RSA key, that
+    each token_url is on allowed_hosts (a configuration error otherwise), and that the imported courses'
+    service URLs are on their platform's allowed_hosts.
 
-    Never prints key material. Exit code 1 when a key does not load.
+    Never prints key material. Exit code 1 when a key does not load or a URL is outside allowed_hosts.
     """
     settings = settings_from(ctx, required=True)
     if not settings.platforms:
@@ -291,13 +346,24 @@ def platforms_cmd(ctx: typer.Context) -> None:
         console.print(f"\n[bold]{escape(p.name)}[/bold] ({p.vendor.value})", highlight=False)
         for label, value in rows:
             console.print(f"  {label:<14}{value}", highlight=False, soft_wrap=True)
-    if failures:
-        raise fail(f"{failures} private key file(s) did not load")
+    from gradesync.audit.scope_check import imported_url_problems
+
+    url_problems = imported_url_problems(settings)
+    for problem in url_problems[:20]:
+        console.print(f"[red]FAIL[/red] {escape(problem)}", highlight=False, soft_wrap=True)
+    if len(url_problems) > 20:
+        console.print(f"… and {len(url_problems) - 20} more imported course URL(s) outside allowed_hosts")
+    if failures or url_problems:
+        raise fail("; ".join(x for x in (f"{failures} private key file(s) did not load" if failures else "",
+                                         f"{len(url_problems)} imported course URL(s) outside allowed_hosts"
+                                         if url_problems else "") if x))
 
 
 def main() -> None:
-    """Console-script entry point (`gradesync`)."""
-    app()
+    """Console-script entry point (`gradesync`): the CLI inside its one error boundary."""
+    from gradesync.cli_errors import run_guarded
+
+    sys.exit(run_guarded(app))
 
 
 # ==========================================================================================

@@ -62,8 +62,10 @@ def demo(
         if resync:
             from flows.resync import resync_pending
             console.rule("resync: pending missing_in_lms / score_mismatch tasks")
+            from gradesync.cli_resync import print_resync_summary
+            started = m.utcnow()
             outcome = asyncio.run(resync_pending(config=str(toml)))
-            console.print(outcome)
+            print_resync_summary(outcome, settings.database.url, started)
             console.rule("audit 2: after the resync")
             second = run_audit(str(toml), None, None, None, True)
             print_summary(second)

@@ -1,16 +1,19 @@
 """gradesync.toml: database, Slack, audit options and platform registrations.
 
 Path: --config > $GRADESYNC_CONFIG > ./gradesync.toml. Env GRADESYNC_DATABASE_URL and
-GRADESYNC_SLACK_WEBHOOK_URL override the file. Any problem raises ConfigError with one message that
-names the offending field, so the CLI can print it without a traceback.
+GRADESYNC_SLACK_WEBHOOK_URL override the file. Relative paths in the file (key files, a SQLite database,
+report_dir) resolve against the file's folder, so a command works from any working directory. Problems
+raise one ConfigError that lists every problem (`.problems`), each naming its field, so the CLI can
+print them all at once without a traceback.
 """
 from __future__ import annotations
 
 import os
 import tomllib
 from pathlib import Path
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from gradesync.findings import CATEGORIES
 from lti_client.registration import PlatformRegistration, Vendor
@@ -19,12 +22,34 @@ DEFAULT_DATABASE_URL = "sqlite:///gradesync.db"
 
 
 class ConfigError(Exception):
-    """A configuration problem, worded for the person who edits gradesync.toml."""
+    """A configuration problem, worded for the person who edits gradesync.toml. `problems` holds each
+    problem's own line when there are several (str() joins them)."""
+
+    def __init__(self, message: str, problems: list[str] | None = None):
+        super().__init__(message)
+        self.problems = problems or [message]
+
+
+SUPPORTED_DATABASES = ("sqlite", "sqlite+pysqlite", "postgresql+psycopg")
 
 
 class DatabaseSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
     url: str = DEFAULT_DATABASE_URL
+
+    @field_validator("url")
+    @classmethod
+    def _supported(cls, v: str) -> str:
+        # Only the drivers gradesync ships (SQLite; PostgreSQL via psycopg 3): any other URL would fail later
+        # with a driver import error that says nothing about the configuration.
+        scheme = v.split("://", 1)[0].lower() if "://" in v else ""
+        if scheme not in SUPPORTED_DATABASES:
+            shown = scheme or v[:40]
+            raise ValueError(f"unsupported database {shown!r}: gradesync runs on SQLite (sqlite:///PATH) or "
+                             "PostgreSQL (postgresql+psycopg://USER@HOST/DB)"
+                             + (" — GRADESYNC_DATABASE_URL is set and overrides the file"
+                                if os.environ.get("GRADESYNC_DATABASE_URL") else ""))
+        return v
 
 
 class SlackRoute(BaseModel):
@@ -59,10 +84,13 @@ class SlackSettings(BaseModel):
     report_base_url: str | None = None                      # where reports are published, if anywhere
 
 
+# The nightly schedule has one home, prefect.yaml (deployment nightly-audit); `gradesync serve` reads it
+# from there. These [audit] keys used to duplicate it and are refused with that pointer.
+MOVED_TO_PREFECT_YAML = {"schedule_cron", "timezone"}
+
+
 class AuditSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    schedule_cron: str = "0 2 * * *"
-    timezone: str = "UTC"
     report_dir: Path = Path("reports")
     resync_after_audit: bool = True                         # nightly: run pending resyncs after the audit
     resync_max_attempts: int = Field(default=5, ge=1)
@@ -125,6 +153,9 @@ def _message(err: dict, data: dict) -> str:
         return f"{field}: unknown vendor {err.get('input')!r} (expected {allowed})"
     if err["type"] == "missing":
         return f"{field}: required field is missing"
+    if err["type"] == "extra_forbidden" and field.startswith("audit.") and field[6:] in MOVED_TO_PREFECT_YAML:
+        return (f"{field}: the nightly schedule lives in prefect.yaml only (deployment nightly-audit, "
+                "schedules: cron and timezone); remove it here so the two cannot disagree")
     if err["type"] == "extra_forbidden":
         return f"{field}: unknown field"
     msg = err["msg"].removeprefix("Value error, ")
@@ -143,11 +174,7 @@ def load_settings(path: str | Path | None = None, *, required: bool = False) -> 
             raise ConfigError(f"{p}: malformed TOML: {e}") from None
         except OSError as e:
             raise ConfigError(f"{p}: cannot read: {e.strerror}") from None
-        base = p.resolve().parent
-        for plat in data.get("platforms", []) or []:
-            if isinstance(plat, dict) and isinstance(plat.get("private_key_file"), str):
-                kf = Path(plat["private_key_file"]).expanduser()
-                plat["private_key_file"] = str(kf if kf.is_absolute() else base / kf)
+        _resolve_relative_paths(data, p.resolve().parent)
     elif required or path is not None or os.environ.get("GRADESYNC_CONFIG"):
         raise ConfigError(f"config file not found: {p}")
 
@@ -155,11 +182,73 @@ def load_settings(path: str | Path | None = None, *, required: bool = False) -> 
         data.setdefault("database", {})["url"] = os.environ["GRADESYNC_DATABASE_URL"]
     if os.environ.get("GRADESYNC_SLACK_WEBHOOK_URL"):
         data.setdefault("slack", {})["webhook_url"] = os.environ["GRADESYNC_SLACK_WEBHOOK_URL"]
+    problems: list[str] = []
+    settings = None
     try:
         settings = Settings.model_validate(data)
     except ValidationError as e:
-        first = e.errors()[0]
-        more = f" (and {e.error_count() - 1} more problem(s))" if e.error_count() > 1 else ""
-        raise ConfigError(f"{p}: {_message(first, data)}{more}") from None
+        problems += [_message(err, data) for err in e.errors()]
+    problems += host_problems(data)
+    if problems:
+        lines = [f"{p}: {x}" for x in dict.fromkeys(problems)]
+        raise ConfigError("\n".join(lines), lines)
     settings.source_path = p if p.exists() else None
     return settings
+
+
+def _resolve_relative_paths(data: dict, base: Path) -> None:
+    """Key files, a file-based SQLite URL and report_dir, when relative, are relative to the config file."""
+    for plat in data.get("platforms", []) or []:
+        if isinstance(plat, dict) and isinstance(plat.get("private_key_file"), str):
+            kf = Path(plat["private_key_file"]).expanduser()
+            plat["private_key_file"] = str(kf if kf.is_absolute() else base / kf)
+    db = data.get("database")
+    if isinstance(db, dict) and isinstance(db.get("url"), str):
+        db["url"] = _absolute_sqlite_url(db["url"], base)
+    audit = data.get("audit")
+    if isinstance(audit, dict) and isinstance(audit.get("report_dir"), str):
+        rd = Path(audit["report_dir"]).expanduser()
+        audit["report_dir"] = str(rd if rd.is_absolute() else base / rd)
+
+
+def _absolute_sqlite_url(url: str, base: Path) -> str:
+    """sqlite:///relative.db → sqlite:////abs/base/relative.db; memory and absolute URLs unchanged."""
+    head, sep, rest = url.partition(":///")
+    if not sep or not head.startswith("sqlite") or not rest or rest.startswith("/") or rest.startswith(":memory:") \
+            or rest.startswith("file:"):
+        return url
+    path, q, query = rest.partition("?")
+    return f"{head}:///{(base / Path(path).expanduser()).as_posix()}{q}{query}"
+
+
+def host_problems(data: dict) -> list[str]:
+    """A token_url whose host is not on the platform's allowed_hosts (or not https / loopback http):
+    gradesync would refuse to call it, so say so now rather than at the first audit."""
+    out = []
+    for i, plat in enumerate(data.get("platforms", []) or []):
+        if not isinstance(plat, dict) or not isinstance(plat.get("token_url"), str):
+            continue
+        hosts = plat.get("allowed_hosts")
+        hosts = [hosts] if isinstance(hosts, str) else hosts
+        if not isinstance(hosts, list) or not hosts:
+            continue
+        allowed = {str(h).strip().lower().split(":")[0] for h in hosts}
+        label = f"platforms[{i}]" + (f" ({plat['name']})" if plat.get("name") else "")
+        problem = url_problem(plat["token_url"], allowed)
+        if problem:
+            out.append(f"{label}.token_url: {problem}")
+    return out
+
+
+def url_problem(url: str, allowed_hosts: set[str] | tuple[str, ...]) -> str | None:
+    """Why gradesync would refuse to call `url` (the client's rule: https, or http on loopback, and the
+    host on allowed_hosts), or None."""
+    parts = urlsplit(url)
+    host = (parts.hostname or "").lower()
+    loopback = host in ("localhost", "::1") or host.startswith("127.")
+    if parts.scheme != "https" and not (parts.scheme == "http" and loopback):
+        return f"{url!r} is neither https nor http on loopback"
+    if host not in allowed_hosts:
+        return (f"host {host!r} is not in allowed_hosts ({', '.join(sorted(allowed_hosts))}): gradesync "
+                "would refuse to send a token request there")
+    return None

@@ -5,9 +5,11 @@
 """
 from __future__ import annotations
 
+import socket
 import threading
 from pathlib import Path
 from typing import Optional
+from urllib.parse import urlsplit
 
 import typer
 
@@ -41,6 +43,15 @@ def _describe(world: World, base_url: str) -> str:
     return "\n".join(lines)
 
 
+def _port_is_free(host: str, port: int) -> None:
+    """Raise OSError(EADDRINUSE) when `port` is taken (the CLI's error boundary words it in one line)."""
+    if port == 0:
+        return
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)     # as uvicorn does: TIME_WAIT is no conflict
+        s.bind((host, port))
+
+
 @app.command()
 def serve(
     host: str = typer.Option("127.0.0.1", help="Interface to listen on (loopback by default)."),
@@ -52,11 +63,24 @@ def serve(
     clean: bool = typer.Option(False, help="No planted gaps: zero findings expected."),
     export: Optional[Path] = typer.Option(None, "--export", help="Also write the tool records, keys and "
                                           "gradesync.toml for this server into DIR."),
+    keys: Optional[Path] = typer.Option(None, "--keys", help="Accept the tool keys of an earlier `sandbox export` "
+                                        "of this world (DIR or DIR/keys) instead of fresh ones."),
 ) -> None:
-    """Build a world and serve it until interrupted."""
+    """Build a world and serve it until interrupted.
+
+    A world's keys are fresh on every build: to serve a world exported earlier (`sandbox export --world N
+    DIR`), pass `--keys DIR` so the server accepts that export's keys."""
     from sandbox_lms.server import start_sandbox
 
+    _port_is_free(host, port)                           # before building the world: a busy port fails fast
     w = _world(world, size, profile, clean)
+    if keys is not None:
+        if export is not None:
+            raise typer.BadParameter("--keys serves an earlier export; --export writes a new one: give one of them")
+        from sandbox_lms.worlds.keys import load_public_keys
+
+        for name, pem in load_public_keys(keys, list(w.state.registrations)).items():
+            w.state.registrations[name].public_key_pem = pem
     running = start_sandbox(w.state, host, port)        # binds first: the real port is known before export
     try:
         typer.echo(f"Sandbox LMS at {running.base_url}")
@@ -86,6 +110,9 @@ def export_cmd(
     toml = w.export(directory, base_url.rstrip("/"))
     typer.echo(_describe(w, base_url.rstrip("/")))
     typer.echo(f"wrote {directory}: courses/accounts/identities/links/completions/passbacks.csv, keys/, {toml.name}")
+    port = urlsplit(base_url).port or 80
+    typer.echo(f"serve it with: gradesync sandbox serve --world {world} --size {size}{' --clean' if clean else ''}"
+               + "".join(f" --profile {p}" for p in profile or []) + f" --port {port} --keys {directory}")
 
 
 if __name__ == "__main__":

@@ -17,7 +17,8 @@ def publish_report(database_url: str, summary: RunSummary, settings: Settings, v
     """HTML report + validation page on disk; a markdown summary and a findings table as artifacts."""
     from gradesync.report import render_report
 
-    path = render_report(summary, Path(settings.audit.report_dir), validation_results=validation_results)
+    path = render_report(summary, Path(settings.audit.report_dir), validation_results=validation_results,
+                         database_url=database_url)
     counts = Counter(f.category for f in summary.findings)
     lines = [f"# gradesync audit run {summary.run_id} ({summary.kind}, {summary.state})", "",
              f"{len(summary.findings)} finding(s), {len(summary.new)} new, {len(summary.resolved)} resolved, "

@@ -6,6 +6,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from gradesync.alerts.vendor_terms import action_for, no_grades_checklist
 from gradesync.diagnosis.inputs import CREDENTIALS_REJECTED
 from gradesync.findings import CourseStatus, Finding, RunSummary
 
@@ -13,6 +14,8 @@ NO_GRADES_MIN_EXPECTED = 3        # design.md: "none of at least 3 expected grad
 DELIVERED = frozenset({"sent", "console"})
 
 # seed-grade-sync-troubleshooting.txt, "If no grades are syncing in the course at all" — verbatim order.
+# Used as is only when the platform's vendor is not known; otherwise vendor_terms.no_grades_checklist
+# keeps only that LMS's own steps (no Canvas Blueprints for a Moodle course).
 NO_GRADES_CHECKLIST = (
     "The tool is configured to accept grades in the LMS: check the tool's configuration against the "
     "install documentation for this LMS.",
@@ -67,9 +70,13 @@ def _name(platform: str, context_id: str, titles: dict[tuple[str, str], str | No
     return f"{platform} / {t} ({context_id})" if t else f"{platform} / {context_id}"
 
 
-def detect_incidents(summary: RunSummary) -> list[Incident]:
+def detect_incidents(summary: RunSummary, vendors: dict[str, str] | None = None) -> list[Incident]:
     """The run's course-wide incidents, one per problem (not one per learner or per course where the
-    whole platform is the problem), in a stable order."""
+    whole platform is the problem), in a stable order. `vendors` (platform → vendor) words checklists in
+    each LMS's own terms (vendor_terms.py); for a platform it does not name, the seed's wording is used."""
+    def vendor(p: str) -> str | None:
+        return (vendors or {}).get(p)
+
     titles = {(c.platform, c.context_id): c.title for c in summary.courses}
     reasons = {(c.platform, c.context_id): c.reason for c in summary.courses}
     courses_by_platform: dict[str, list[CourseStatus]] = defaultdict(list)
@@ -138,7 +145,8 @@ def detect_incidents(summary: RunSummary) -> list[Incident]:
                 key=f"course_unreachable|{p}|{f.context_id}", kind="course_unreachable", platform=p,
                 headline=f"Course unreachable: {_name(p, f.context_id, titles)}",
                 details=(f"• {reason}",) if reason else (),
-                checklist=(f.action,) if f.action else NO_GRADES_CHECKLIST[2:],
+                checklist=((action_for("course_unreachable", vendor(p), f.action),) if vendor(p)
+                           else (f.action,) if f.action else NO_GRADES_CHECKLIST[2:]),
                 categories=frozenset({"course_unreachable"}), evidence=frozenset({f.identity}),
                 context_ids=(f.context_id,)))
 
@@ -154,7 +162,7 @@ def detect_incidents(summary: RunSummary) -> list[Incident]:
             key=f"no_grades_syncing|{p}|{c}", kind="no_grades_syncing", platform=p,
             headline=f"No grades syncing in {_name(p, c, titles)}",
             details=(f"• 0 of {expected} expected grades are in the LMS gradebook",),
-            checklist=NO_GRADES_CHECKLIST,
+            checklist=no_grades_checklist(vendor(p)) if vendor(p) else NO_GRADES_CHECKLIST,
             categories=frozenset(f.category for f in fs) or frozenset({"missing_in_lms"}),
             evidence=frozenset(f.identity for f in fs), context_ids=(c,)))
     return out

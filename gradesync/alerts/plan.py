@@ -115,13 +115,14 @@ def _console_text(msg: SlackMessage) -> str:
 
 
 def plan_run_alerts(summary: RunSummary, table: RoutingTable, history: list[AlertRecord], *, now: datetime,
-                    reminder_days: int, report_base_url: str | None = None) -> list[PlannedMessage]:
+                    reminder_days: int, report_base_url: str | None = None,
+                    vendors: dict[str, str] | None = None) -> list[PlannedMessage]:
     """Every message this run should deliver, per route, after dedupe against the alert history."""
     now = _utc(now)
     history = [AlertRecord(**{**r.__dict__, "sent_at": _utc(r.sent_at) if r.sent_at else None}) for r in history]
     report = report_link(summary.report_path, report_base_url)
     routes = table.routes or [CONSOLE_ROUTE]
-    incidents = detect_incidents(summary)
+    incidents = detect_incidents(summary, vendors)      # checklists in each platform's own terms
     plans: list[PlannedMessage] = []
     for route in routes:
         if route.wants("digest") and not any(

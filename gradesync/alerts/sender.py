@@ -82,6 +82,16 @@ class ConnectionRetry(_Counted, ConnectionErrorRetryHandler):
         self.counter = counter
 
 
+def _not_a_webhook_answer(resp: Any) -> str | None:
+    """What a 2xx answer is when it is not a webhook's (Slack answers "ok" in text/plain): "an HTML page",
+    else None. Other short text answers are accepted (Slack-compatible webhooks word them differently)."""
+    headers = {k.lower(): (v[0] if isinstance(v, list) else v) for k, v in (resp.headers or {}).items()}
+    body = (resp.body or "").lstrip()[:200].lower()
+    if "text/html" in str(headers.get("content-type", "")).lower() or body.startswith(("<!doctype", "<html", "<")):
+        return "an HTML page"
+    return None
+
+
 @dataclass(frozen=True)
 class SendResult:
     ok: bool
@@ -117,6 +127,13 @@ class SlackSender:
             return SendResult(False, counter[0] + 1, None, err)
         self.sent.append(host)
         if 200 <= resp.status_code < 300:
+            not_slack = _not_a_webhook_answer(resp)
+            if not_slack:
+                # A proxy, captive portal or login page answers 200 with HTML: Slack never saw the message.
+                log.warning("Slack webhook %s answered HTTP %d with %s: not delivered", host, resp.status_code, not_slack)
+                return SendResult(False, counter[0] + 1, resp.status_code,
+                                  f"HTTP {resp.status_code} with {not_slack}, not Slack's \"ok\": the message "
+                                  "was not delivered (a proxy or login page in the way, or not a webhook URL)")
             return SendResult(True, counter[0] + 1, resp.status_code)
         body = redact((resp.body or "").strip()[:200], url)
         err = f"HTTP {resp.status_code}" + (f": {body}" if body else "")

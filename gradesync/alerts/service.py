@@ -16,6 +16,7 @@ from gradesync.alerts.plan import CONSOLE_ROUTE, PlannedMessage, plan_run_alerts
 from gradesync.alerts.render import digest_text
 from gradesync.alerts.routing import build_routes
 from gradesync.alerts.sender import SendResult, SlackSender
+from gradesync.console_text import stable_width, wrap_lines
 from gradesync.findings import RunSummary
 from gradesync.settings import Settings
 
@@ -43,7 +44,8 @@ def _deliver(plan: PlannedMessage, payload: dict[str, Any] | None, sender: Slack
              console: Console) -> tuple[str, SendResult]:
     if plan.route is CONSOLE_ROUTE:
         # markup=False: course titles and finding text may contain [brackets] Rich would swallow.
-        console.print(plan.console_text, markup=False, highlight=False)
+        # Wrapped here with a hanging indent (long course lists stay readable), not by Rich.
+        console.print(wrap_lines(plan.console_text, console.width), markup=False, highlight=False, soft_wrap=True)
         return "console", SendResult(True, 1)
     if payload is None:
         return "failed", SendResult(False, 0, None, "message could not be built")
@@ -61,7 +63,7 @@ def send_run_alerts(session, summary: RunSummary, settings: Settings, *, console
     outcome = AlertOutcome()
     now = now or datetime.now(timezone.utc)
     sender = sender or SlackSender()
-    console = console or Console()
+    console = console or Console(width=stable_width())
     slack = settings.slack
     try:
         table = build_routes(slack, env)
@@ -71,7 +73,8 @@ def send_run_alerts(session, summary: RunSummary, settings: Settings, *, console
         history = [] if session is None else \
             alert_log.load_history(session, run_id=summary.run_id, routes=names, incident_keys=keys)
         plans = plan_run_alerts(summary, table, history, now=now, reminder_days=slack.incident_reminder_days,
-                                report_base_url=slack.report_base_url)
+                                report_base_url=slack.report_base_url,
+                                vendors={p.name: p.vendor.value for p in settings.platforms})
     except Exception as e:  # noqa: BLE001 — alerts must never fail the pipeline
         log.exception("planning the alerts of run %s failed", summary.run_id)
         outcome.failures.append(f"alerts for run {summary.run_id} could not be planned: {type(e).__name__}: {e}")

@@ -1,13 +1,16 @@
 """The Jinja2 environment and the file names of a run's report files (shared by both pages)."""
 from __future__ import annotations
 
+from functools import lru_cache
 from pathlib import Path
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
 
+@lru_cache(maxsize=1)
 def environment() -> Environment:
-    """Jinja2 over the package's templates, autoescaping everything (labels come from LMS data)."""
+    """Jinja2 over the package's templates, autoescaping everything (labels come from LMS data).
+    One per process: templates are compiled once, not on every report."""
     return Environment(loader=PackageLoader("gradesync.report", "templates"), autoescape=True,
                        undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
 

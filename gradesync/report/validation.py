@@ -14,6 +14,9 @@ from gradesync.report.env import environment, report_name, validation_page_name
 
 SAMPLE_ROWS = 20              # unexpected values / index rows shown per expectation
 HIDDEN_KWARGS = {"batch_id"}  # GX adds the batch id to every kwargs; it says nothing to a reader
+# Internal row numbers of gradesync's frames: nothing a person can look up, so never shown.
+HIDDEN_INDEX_COLUMNS = {"row_id"}
+SIGNIFICANT = 4               # digits shown of a float (0.7000000000000001 → 0.7)
 
 
 @dataclass(frozen=True)
@@ -29,6 +32,8 @@ class ExpectationLine:
     index_columns: tuple[str, ...]
     index_rows: tuple[tuple[str, ...], ...]
     error: str | None
+    why: str | None = None                   # the suite's own words for the expectation (meta.why)
+    rows_are_findings: bool = False          # completion_sync: its failing rows are the run's findings
 
 
 @dataclass(frozen=True)
@@ -44,7 +49,20 @@ class SuiteSection:
     expectations: tuple[ExpectationLine, ...]
 
 
+def _rounded(v: Any) -> Any:
+    if isinstance(v, float):
+        return float(f"{v:.{SIGNIFICANT}g}")
+    if isinstance(v, dict):
+        return {k: _rounded(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_rounded(x) for x in v]
+    return v
+
+
 def _text(v: Any) -> str:
+    v = _rounded(v)
+    if isinstance(v, float):
+        return f"{v:g}"
     return v if isinstance(v, str) else json.dumps(v, default=str, ensure_ascii=False, sort_keys=True)
 
 
@@ -59,10 +77,11 @@ def expectation_line(r: dict[str, Any]) -> ExpectationLine:
     kwargs = {k: v for k, v in (cfg.get("kwargs") or {}).items() if k not in HIDDEN_KWARGS}
     index = [x for x in (res.get("unexpected_index_list") or [])[:SAMPLE_ROWS]]
     if index and all(isinstance(x, dict) for x in index):
-        columns = tuple(dict.fromkeys(k for x in index for k in x))
-        rows = tuple(tuple(_text(x.get(c)) for c in columns) for x in index)
-    else:   # plain row numbers (no index columns were asked for)
-        columns, rows = (("row",), tuple((_text(x),) for x in index)) if index else ((), ())
+        columns = tuple(k for k in dict.fromkeys(k for x in index for k in x) if k not in HIDDEN_INDEX_COLUMNS)
+        rows = tuple(tuple(_text(x.get(c)) for c in columns) for x in index) if columns else ()
+    else:   # plain row numbers (no index columns were asked for): nothing a person can look up
+        columns, rows = (), ()
+    rows_are_findings = bool(index) and not columns
     exc = r.get("exception_info") or {}
     error = exc.get("exception_message") if exc.get("raised_exception") else None
     observed = res.get("observed_value")
@@ -73,7 +92,8 @@ def expectation_line(r: dict[str, Any]) -> ExpectationLine:
         unexpected_count=res.get("unexpected_count"), unexpected_percent=_percent(res.get("unexpected_percent")),
         observed_value=None if observed is None else _text(observed),
         sample_values=tuple(_text(x) for x in (res.get("partial_unexpected_list") or [])[:SAMPLE_ROWS]),
-        index_columns=columns, index_rows=rows, error=error)
+        index_columns=columns, index_rows=rows, error=error,
+        why=(cfg.get("meta") or {}).get("why"), rows_are_findings=rows_are_findings)
 
 
 def suite_section(i: int, d: dict[str, Any]) -> SuiteSection:

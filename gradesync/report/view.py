@@ -1,16 +1,17 @@
 """The report's content as plain data, computed from a RunSummary; templates only lay it out."""
 from __future__ import annotations
 
-import json
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from gradesync.alerts.vendor_terms import action_for
 from gradesync.findings import CourseStatus, DataQualityWarning, Finding, RunSummary, level_of
 from gradesync.report.categories import colour_of, meaning_of, ordered_categories, short_of
+from gradesync.report.evidence import ScoreContext, evidence_in_words
+from gradesync.report.people import Directory, directory_from_summary
 
-EVIDENCE_CHARS = 300          # per finding in the HTML; the CSV keeps the whole evidence
 
 
 @dataclass(frozen=True)
@@ -48,14 +49,27 @@ class CourseLine:
 class FindingRow:
     category: str
     platform: str
-    course: str
-    link: str
-    learner: str
+    course: str                         # the course's title, else its context id
+    course_key: str                     # "platform/context_id": the course filter's value
+    activity: str                       # the activity's title, else its id; "whole course" for course level
+    learner: str                        # the learner's name, else an id; "—" above learner level
+    email: str                          # the learner's email, if known
     tool_score: str
     lms_score: str
     action: str
-    evidence: str
-    new: bool
+    evidence: str                       # in plain words
+    details: tuple[tuple[str, str], ...]   # ids and URLs, behind a toggle
+    status: str                         # new | open | resolved
+
+    @property
+    def new(self) -> bool:
+        return self.status == "new"
+
+
+@dataclass(frozen=True)
+class CourseOption:
+    key: str
+    label: str
 
 
 @dataclass(frozen=True)
@@ -98,6 +112,7 @@ class ReportView:
     courses: tuple[CourseLine, ...]
     groups: tuple[FindingGroup, ...]
     row_cap: int
+    course_options: tuple[CourseOption, ...]
     resolved_rows: tuple[FindingRow, ...]
     dq_warnings: tuple[DataQualityWarning, ...]
     dq_total: int
@@ -120,33 +135,43 @@ def fmt_duration(start: datetime, end: datetime | None) -> str:
 
 
 def fmt_score(score: float | None, maximum: float | None) -> str:
+    """"8 / 10 · 80%": the score, its maximum and the normalised value (what the audit compares)."""
     if score is None:
         return "—"
     s = f"{score:g}"
-    return f"{s} / {maximum:g}" if maximum is not None else s
+    if maximum is None:
+        return s
+    pct = f" · {score / maximum * 100:.0f}%" if maximum else ""
+    return f"{s} / {maximum:g}{pct}"
 
 
-def fmt_value(v: Any) -> str:
-    return v if isinstance(v, str) else json.dumps(v, default=str, ensure_ascii=False, sort_keys=True)
+def finding_evidence(f: Finding, people: Directory, today: datetime | None = None):
+    """The finding's evidence in words (+ ids/URLs apart), with its scores and the LMS result's time."""
+    ctx = ScoreContext(f.tool_score, f.tool_maximum, f.lms_score, f.lms_maximum, people.lms_since(f), today,
+                       people.account_labels())
+    return evidence_in_words(f.category, f.evidence, ctx)
 
 
-def compact_evidence(evidence: dict[str, Any], limit: int | None = EVIDENCE_CHARS) -> str:
-    """key=value pairs separated by '; ', cut at `limit` characters (None: whole)."""
-    text = "; ".join(f"{k}={fmt_value(v)}" for k, v in evidence.items())
-    return text if limit is None or len(text) <= limit else text[: limit - 1] + "…"
-
-
-def finding_row(f: Finding, titles: dict[tuple[str, str], str | None], new: set[str]) -> FindingRow:
-    title = titles.get((f.platform, f.context_id))
-    link = " · ".join(x for x in (f.resource_link_id and f"link {f.resource_link_id}",
-                                  f.activity_id and f"activity {f.activity_id}",
-                                  f.line_item_id and f"line item {f.line_item_id}") if x)
-    learner = " · ".join(x for x in (f.account_id and f"account {f.account_id}",
-                                     f.lms_user_id and f"LMS user {f.lms_user_id}") if x)
-    return FindingRow(f.category, f.platform, f"{title} ({f.context_id})" if title else f.context_id,
-                      link or "—", learner or "—", fmt_score(f.tool_score, f.tool_maximum),
-                      fmt_score(f.lms_score, f.lms_maximum), f.action, compact_evidence(f.evidence),
-                      f.identity in new)
+def finding_row(f: Finding, people: Directory, status: str, today: datetime | None = None) -> FindingRow:
+    """One finding as a person reads it: names and titles first, ids and URLs in `details`."""
+    title = people.course_title(f.platform, f.context_id)
+    person = people.learner(f) if f.level == "learner" else None
+    if f.level == "learner":
+        learner = (person.name if person and person.name else None) or f.account_id or f.lms_user_id or "—"
+    else:
+        learner = "—"
+    activity = people.activity_title(f) or f.activity_id or f.resource_link_id
+    if f.level == "course":
+        activity = "whole course"
+    ev = finding_evidence(f, people, today)
+    ids = [("platform", f.platform), ("course id", f.context_id), ("resource link", f.resource_link_id),
+           ("activity id", f.activity_id), ("line item", f.line_item_id), ("account", f.account_id),
+           ("LMS user", f.lms_user_id)]
+    details = tuple((k, v) for k, v in ids if v) + ev.details
+    return FindingRow(f.category, f.platform, title or f.context_id, f"{f.platform}/{f.context_id}",
+                      activity or "—", learner, (person.email or "") if person else "",
+                      fmt_score(f.tool_score, f.tool_maximum), fmt_score(f.lms_score, f.lms_maximum),
+                      action_for(f.category, people.vendors.get(f.platform), f.action), ev.words, details, status)
 
 
 def _stats_of(stats: Any) -> tuple[dict[str, int], int, int, float]:
@@ -184,9 +209,15 @@ def _course_lines(s: RunSummary, columns: tuple[Column, ...]) -> tuple[CourseLin
     return tuple(lines)
 
 
-def build_view(s: RunSummary, *, row_cap: int) -> ReportView:
+def _course_options(s: RunSummary, people: Directory) -> tuple[CourseOption, ...]:
+    keys = sorted({(f.platform, f.context_id) for f in [*s.findings, *s.resolved]})
+    return tuple(CourseOption(f"{p}/{c}", f"{people.course_title(p, c) or c} ({p})") for p, c in keys)
+
+
+def build_view(s: RunSummary, *, row_cap: int, people: Directory | None = None) -> ReportView:
     """Everything the report page shows, with at most `row_cap` finding rows per category."""
-    titles = {(c.platform, c.context_id): c.title for c in s.courses}
+    people = people or directory_from_summary(s)
+    today = s.finished_at or s.started_at
     counts = Counter(f.category for f in s.findings)
     new_counts = Counter(f.category for f in s.findings if f.identity in s.new)
     resolved_counts = Counter(f.category for f in s.resolved)
@@ -205,7 +236,8 @@ def build_view(s: RunSummary, *, row_cap: int) -> ReportView:
         shown = sorted(fs, key=lambda f: (f.identity not in s.new, f.platform, f.context_id,
                                           f.resource_link_id or "", f.lms_user_id or ""))[:row_cap]
         groups.append(FindingGroup(c, colour_of(c), meaning_of(c), len(fs),
-                                   tuple(finding_row(f, titles, s.new) for f in shown)))
+                                   tuple(finding_row(f, people, "new" if f.identity in s.new else "open", today)
+                                         for f in shown)))
     columns = tuple(Column(c, short_of(c), colour_of(c)) for c in cats if counts.get(c))
     kinds, requests = _request_lines(s.request_stats)
     unverified = tuple(s.unverified)
@@ -217,7 +249,7 @@ def build_view(s: RunSummary, *, row_cap: int) -> ReportView:
         audited=sum(1 for c in s.courses if c.status == "audited"), unverified=unverified,
         expected_grades=sum(s.expected_grades.values()), present_grades=sum(s.present_grades.values()),
         categories=categories, course_columns=columns, courses=_course_lines(s, columns),
-        groups=tuple(groups), row_cap=row_cap,
-        resolved_rows=tuple(finding_row(f, titles, set()) for f in s.resolved[:row_cap]),
+        groups=tuple(groups), row_cap=row_cap, course_options=_course_options(s, people),
+        resolved_rows=tuple(finding_row(f, people, "resolved", today) for f in s.resolved[:row_cap]),
         dq_warnings=tuple(s.dq_warnings[:row_cap]), dq_total=len(s.dq_warnings),
         request_kinds=kinds, requests=requests, alert_failures=tuple(s.alert_failures))

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from sqlalchemy import func, or_
 from sqlmodel import select
@@ -42,22 +43,89 @@ class WaitingRow:
     context_id: str
     lms_user_id: str
     tool_score: str
-    reason: str
+    reason: str                         # why it waits, in words (the finding's evidence, else the last answer)
+    # What an approval would overwrite: the LMS score and since when (the latest audit's snapshot).
+    lms_score: str = "—"
+    lms_since: datetime | None = None
+    learner: str = ""                   # name <email> from the tool's accounts, else ""
+    course: str = ""                    # the course title, else ""
+    activity: str = ""                  # the activity (link) title, else ""
 
 
 def awaiting_approval(database_url: str, platforms: list[str] | None = None, limit: int = 50) -> list[WaitingRow]:
-    """Tasks in needs_approval, with the id of the finding to approve (from the run that last saw it)."""
+    """Tasks in needs_approval, with the id of the finding to approve (from the run that last saw it),
+    what the LMS shows now and since when, the tool's score, and why a person's grade is suspected."""
+    from gradesync.report.evidence import ScoreContext, evidence_in_words
+
     with m.session_scope(m.make_engine(database_url)) as s:
         q = select(m.ResyncTask).where(m.ResyncTask.state == S.needs_approval).order_by(m.ResyncTask.id).limit(limit)
         if platforms:
             q = q.where(m.ResyncTask.platform.in_(platforms))
         out = []
         for t in s.exec(q):
-            f = s.exec(select(m.Finding.id).where(m.Finding.run_id == t.updated_run_id,
-                                                  m.Finding.identity == t.identity)).first()
-            out.append(WaitingRow(t.id, f, t.platform, t.context_id, t.lms_user_id,
-                                  f"{t.score_given:g}/{t.score_maximum:g}", (t.last_response or "")[:80]))
+            f = s.exec(select(m.Finding).where(m.Finding.run_id == t.updated_run_id,
+                                               m.Finding.identity == t.identity)).first()
+            r = s.exec(select(m.LmsResult).where(m.LmsResult.run_id == t.updated_run_id,
+                                                 m.LmsResult.platform == t.platform,
+                                                 m.LmsResult.line_item_id == t.line_item_id,
+                                                 m.LmsResult.user_id == t.lms_user_id)).first()
+            lms_score = r.result_score if r and r.result_score is not None else (f.lms_score if f else None)
+            lms_max = (r.result_maximum if r and r.result_score is not None else (f.lms_maximum if f else None))
+            since = r.timestamp if r else None
+            reason = (t.last_response or "")[:200]
+            if f is not None:
+                reason = evidence_in_words(f.category.value, f.evidence, ScoreContext(
+                    t.score_given, t.score_maximum, lms_score, lms_max, since, m.utcnow())).words
+            account = s.get(m.Account, t.account_id) if t.account_id else None
+            course = s.exec(select(m.Course.title).where(m.Course.platform == t.platform,
+                                                         m.Course.context_id == t.context_id)).first()
+            link = s.exec(select(m.Link.title).where(m.Link.platform == t.platform, m.Link.context_id == t.context_id,
+                                                     m.Link.resource_link_id == t.resource_link_id)).first() \
+                if t.resource_link_id else None
+            who = " ".join(x for x in ((account.name, f"<{account.email}>" if account.email else None)
+                                       if account else ()) if x)
+            out.append(WaitingRow(t.id, f.id if f else None, t.platform, t.context_id, t.lms_user_id,
+                                  f"{t.score_given:g}/{t.score_maximum:g}", reason,
+                                  "—" if lms_score is None else (f"{lms_score:g}/{lms_max:g}" if lms_max else f"{lms_score:g}"),
+                                  since, who, course or "", link or ""))
         return out
+
+
+@dataclass(frozen=True)
+class NotShownRow:
+    """A score the platform accepted (2xx) that the LMS does not show when read back."""
+    task_id: int
+    platform: str
+    context_id: str
+    lms_user_id: str
+    learner: str
+    tool_score: str
+    state: str
+    response: str
+
+
+def accepted_not_shown(database_url: str, since: datetime, platforms: list[str] | None = None) -> list[NotShownRow]:
+    """Tasks whose attempts since `since` were accepted by the platform but not shown on read-back (still
+    re-checked: state sent; or given up: failed:accepted_not_shown)."""
+    with m.session_scope(m.make_engine(database_url)) as s:
+        q = (select(m.ResyncAttempt, m.ResyncTask).join(m.ResyncTask, m.ResyncAttempt.task_id == m.ResyncTask.id)
+             .where(m.ResyncAttempt.started_at >= since)
+             .order_by(m.ResyncTask.id, m.ResyncAttempt.attempt_no))
+        if platforms:
+            q = q.where(m.ResyncTask.platform.in_(platforms))
+        seen: dict[int, NotShownRow] = {}
+        for a, t in s.exec(q):
+            text = a.response or ""
+            not_shown = (a.outcome == "failed:accepted_not_shown"
+                         or (a.outcome == "sent" and "but the LMS shows" in text))
+            if not not_shown:
+                seen.pop(t.id, None)             # a later attempt of the same task showed it
+                continue
+            account = s.get(m.Account, t.account_id) if t.account_id else None
+            seen[t.id] = NotShownRow(t.id, t.platform, t.context_id, t.lms_user_id,
+                                     (account.name or account.email or "") if account else "",
+                                     f"{t.score_given:g}/{t.score_maximum:g}", t.state.value, text[:300])
+        return list(seen.values())
 
 
 @dataclass

@@ -8,6 +8,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from sandbox_lms import urls
+from sandbox_lms.worlds.keys import PUBLIC_SUFFIX
 from sandbox_lms.worlds.world import CSV_COLUMNS, World
 
 # Sandbox profile → gradesync vendor (lti_client.registration.Vendor): the strict spec profile is "generic".
@@ -34,7 +35,10 @@ def toml_text(world: World, base_url: str) -> str:
     lines = [
         f"# Written by `gradesync sandbox export` for world seed {world.seed} ({world.size}"
         f"{', clean' if world.clean else ''}), sandbox at {base_url}.",
-        "# Tool records: the CSV files beside this file. Keys: keys/<platform>.pem, generated at export time.",
+        "# Tool records: the CSV files beside this file. Keys: keys/<platform>.pem, generated at export time",
+        "# (their public halves in keys/<platform>.pub.pem). To serve this world from another process:",
+        f"#   gradesync sandbox serve --world {world.seed} --size {world.size}"
+        f"{' --clean' if world.clean else ''} --port {urlsplit(base_url).port or 80} --keys <this folder>",
         "",
     ]
     for reg in world.state.registrations.values():
@@ -68,8 +72,12 @@ def export_world(world: World, directory: Path, base_url: str) -> Path:
             writer.writerows(rows)
     keys = directory / "keys"
     keys.mkdir(mode=0o700, exist_ok=True)
+    # Private keys never belong in git, even in a sandbox export inside a repository.
+    (keys / ".gitignore").write_text("*\n", encoding="utf-8")
     for reg_name, pem in world.private_keys.items():
         _write_key(keys / f"{reg_name}.pem", pem)
+        (keys / f"{reg_name}{PUBLIC_SUFFIX}").write_text(world.state.registrations[reg_name].public_key_pem,
+                                                         encoding="ascii")
     toml = directory / "gradesync.toml"
     toml.write_text(toml_text(world, base_url), encoding="utf-8")
     truth = {"summary": world.summary(),

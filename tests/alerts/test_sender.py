@@ -54,3 +54,12 @@ def test_connection_refused_is_retried_then_reported(caplog):
     result = SlackSender(backoff=0.01, max_retries=2).send(url, PAYLOAD)
     assert not result.ok and result.attempts == 3 and "Connection refused" in result.error
     assert "secret-token" not in result.error and "secret-token" not in caplog.text
+
+
+def test_a_200_with_an_html_page_is_not_sent(slack):
+    # A captive portal or an SSO login page in front of the webhook: HTTP 200, but Slack never saw it.
+    slack.script("html", (200, {}, "<!DOCTYPE html><html><body><form>Sign in to continue</form></body></html>"))
+    result = SlackSender(backoff=0.01).send(slack.url("html"), PAYLOAD)
+    assert not result.ok and result.status_code == 200 and result.attempts == 1
+    assert "HTML page" in result.error and "not delivered" in result.error
+    assert SlackSender(backoff=0.01).send(slack.url("html"), PAYLOAD).ok       # Slack's own "ok" still counts

@@ -47,3 +47,61 @@ def test_lazy_subcommand_is_listed_without_import_and_runs_when_called(tmp_path,
     assert ran.exit_code == 0, ran.output
     assert "hello ada" in ran.output
     assert "fake_subapp_mod" in sys.modules
+
+
+def _leaf_commands() -> list[list[str]]:
+    """Every runnable command path of the CLI, lazy sub-apps included (walked through the group itself)."""
+    import typer
+
+    root = typer.main.get_command(cli.app)
+
+    def walk(cmd, ctx, path):
+        if not hasattr(cmd, "list_commands"):
+            return [path]
+        out = []
+        for name in cmd.list_commands(ctx):
+            sub = cmd.get_command(ctx, name)
+            out += walk(sub, cmd.context_class(sub, parent=ctx, info_name=name), [*path, name])
+        return out
+
+    return walk(root, root.context_class(root, info_name="gradesync"), [])
+
+
+def test_every_sub_command_accepts_config():
+    leaves = _leaf_commands()
+    assert ["import"] in leaves and ["db", "upgrade"] in leaves and ["platforms"] in leaves
+    assert ["resync", "plan"] in leaves and ["sandbox", "export"] in leaves and len(leaves) >= 12
+    runner = CliRunner()
+    for path in leaves:
+        out = runner.invoke(cli.app, [*path, "--help"], terminal_width=200).output
+        assert "--config" in out, (path, out)
+
+
+def test_an_unexpected_error_is_one_line_naming_the_log_file_with_the_traceback(tmp_path):
+    code = ("import sys, typer, gradesync.cli as c\n"
+            "app = typer.Typer()\n"
+            "@app.command()\ndef boom():\n    raise RuntimeError('kaboom\\nsecond line')\n"
+            "c.LAZY_SUBCOMMANDS['boom'] = c.LazySubcommand('__main__:app', 'Fails.')\n"
+            "sys.argv = ['gradesync', *sys.argv[1:]]\n"
+            "c.main()\n")
+    log = tmp_path / "gs.log"
+    env = {"GRADESYNC_LOG_FILE": str(log), "PATH": "/usr/bin:/bin"}
+    done = subprocess.run([sys.executable, "-c", code, "boom"], cwd=ROOT, capture_output=True, text=True,
+                          timeout=60, env=env)
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert done.stderr.strip() == (f"error: unexpected error: RuntimeError: kaboom (traceback in {log}; "
+                                   "--debug prints it)")
+    assert "RuntimeError: kaboom" in log.read_text() and "Traceback (most recent call last)" in log.read_text()
+    debug = subprocess.run([sys.executable, "-c", code, "--debug", "boom"], cwd=ROOT, capture_output=True,
+                           text=True, timeout=60, env=env)
+    assert debug.returncode == 1 and "Traceback (most recent call last)" in debug.stderr
+
+
+def test_output_width_is_stable_when_not_on_a_terminal():
+    env = {"PATH": "/usr/bin:/bin"}
+    code = "import gradesync.cli as c; print(c.console.width, c.err_console.width)"
+    plain = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, env=env)
+    assert plain.stdout.split() == ["120", "120"]
+    narrow = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
+                            env={**env, "COLUMNS": "90"})
+    assert narrow.stdout.split() == ["90", "90"]

@@ -95,3 +95,53 @@ def test_platforms_reports_a_key_that_does_not_load(write_config, rsa_key_file, 
     assert "FAIL" in result.output and expected in result.output
     assert "1 private key file(s) did not load" in result.stderr
     assert "PRIVATE KEY" not in result.output
+
+
+def test_a_schedule_in_gradesync_toml_points_to_prefect_yaml(write_config):
+    cfg = write_config(extra='[audit]\nschedule_cron = "0 3 * * *"\n\n')
+    assert_config_error(run("--config", str(cfg), "platforms"), "audit.schedule_cron",
+                        "the nightly schedule lives in prefect.yaml only")
+
+
+def test_every_problem_is_listed_at_once_one_line_each(write_config, rsa_key_file):
+    cfg = write_config(platforms=[("a", "sakai", ["a.test"]), ("b", "canvas", ["b.test"])])
+    cfg.write_text(cfg.read_text().replace('client_id = "client-b"\n', "")
+                   .replace('token_url = "https://b.test/login/oauth2/token"', 'token_url = "https://sso.elsewhere.test/token"'))
+    result = run("--config", str(cfg), "platforms")
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    lines = result.stderr.strip().splitlines()
+    assert all(line.startswith("error:") for line in lines), lines
+    text = "\n".join(lines)
+    assert "platforms[0] (a).vendor: unknown vendor 'sakai'" in text
+    assert "platforms[1] (b).client_id: required field is missing" in text
+    assert "platforms[1] (b).token_url: host 'sso.elsewhere.test' is not in allowed_hosts (b.test)" in text
+    assert len(lines) == 3
+
+
+def test_relative_database_and_report_dir_resolve_against_the_config_file(tmp_path, write_config, monkeypatch):
+    from gradesync.settings import load_settings
+
+    cfg = write_config(db_url="sqlite:///data/gs.db", extra='[audit]\nreport_dir = "out/reports"\n\n')
+    monkeypatch.chdir("/")
+    s = load_settings(cfg)
+    assert s.database.url == f"sqlite:///{tmp_path}/data/gs.db"
+    assert s.audit.report_dir == tmp_path / "out" / "reports"
+    monkeypatch.setenv("GRADESYNC_DATABASE_URL", "sqlite:///cwd.db")      # the environment is not the file
+    assert load_settings(cfg).database.url == "sqlite:///cwd.db"
+
+
+def test_platforms_flags_imported_course_urls_outside_allowed_hosts(tmp_path, write_config):
+    import sqlite3
+
+    cfg = write_config(db_url="sqlite:///gs.db")
+    assert run("--config", str(cfg), "db", "upgrade").exit_code == 0
+    with sqlite3.connect(tmp_path / "gs.db") as db:
+        db.execute("INSERT INTO platform (name, vendor, issuer, client_id, updated_at) "
+                   "VALUES ('canvas-test', 'canvas', 'https://canvas.test', 'c', '2026-01-01 00:00:00')")
+        db.execute("INSERT INTO course (platform, context_id, lineitems_url, memberships_url) VALUES "
+                   "('canvas-test', 'ctx-1', 'https://evil.test/li', 'https://canvas.test/m')")
+    result = run("platforms", "--config", str(cfg))
+    assert result.exit_code == 1
+    assert "canvas-test/ctx-1 lineitems_url: host 'evil.test' is not in allowed_hosts (canvas.test)" in result.output
+    assert "memberships_url" not in result.output
+    assert "1 imported course URL(s) outside allowed_hosts" in result.stderr

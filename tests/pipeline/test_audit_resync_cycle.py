@@ -44,9 +44,15 @@ def test_resync_resolves_missing_and_mismatch_and_approved_conflicts(tmp_path, p
         assert {f["identity"] for f in conflicts} <= found, "conflicts are untouched until approved"
         assert held <= found, "a grade Canvas keeps is untouched until approved"
 
-        # a second resync sends nothing new
+        # a second resync sends nothing new — but one probe per item still refusing scores (issue 10 §3)
         resync(served, prefect_env)
-        assert served.sandbox.control.counters()["score_posts"] == posts_after_first
+        after = served.sandbox.control.counters()["score_posts"]
+        extra = {k: n - posts_after_first.get(k, 0) for k, n in after.items() if n != posts_after_first.get(k, 0)}
+        blocked = {f["line_item_id"].rstrip("/").rsplit("/", 1)[1] for f in second["findings"]
+                   if f["category"] == "item_not_active" and f["line_item_id"]}
+        probed_items = [k.split("/")[2] for k in extra]
+        assert set(probed_items) <= blocked and len(probed_items) == len(set(probed_items)), extra
+        assert all(n == 1 for n in extra.values()), extra
 
         canvas_conflicts = [f for f in second["findings"]
                             if f["category"] == "manual_grade_conflict" and f["platform"] == "canvas-main"]
@@ -62,8 +68,10 @@ def test_resync_resolves_missing_and_mismatch_and_approved_conflicts(tmp_path, p
 def test_a_resync_refusal_keeps_its_meaning_in_the_next_audit(tmp_path, prefect_env):
     with serve_world(tmp_path, 11, "tiny", f"sqlite:///{tmp_path / 'gs.db'}") as served:
         first = audit(served, prefect_env, tmp_path, "first")
-        target = next(f for f in first["findings"]
-                      if f["category"] in ("missing_in_lms", "score_mismatch") and f["platform"] == "canvas-main")
+        # a missing grade when there is one (Canvas holds a score_mismatch for approval, issue 10)
+        target = sorted((f for f in first["findings"]
+                         if f["category"] in ("missing_in_lms", "score_mismatch") and f["platform"] == "canvas-main"),
+                        key=lambda f: f["category"] != "missing_in_lms")[0]
         item_id = int(target["line_item_id"].rstrip("/").rsplit("/", 1)[1])
         served.sandbox.control.set_published("canvas-main", target["context_id"], item_id, False)
         if target["category"] == "score_mismatch":

@@ -14,12 +14,15 @@ class ChartReader(HTMLParser):
         self.nights: list[dict] = []
         self.legend: list[str] = []
         self._in_legend = False
-        self.scripts = 0
+        self.scripts = 0                 # elements that load something (script src, link, img, …)
+        self.inline_scripts = 0          # <script> without src: the report's own filter
         self.external: list[str] = []
 
     def handle_starttag(self, tag, attrs):
         a = dict(attrs)
-        if tag in ("script", "link", "iframe", "object", "embed", "img"):
+        if tag == "script" and not a.get("src"):
+            self.inline_scripts += 1
+        elif tag in ("script", "link", "iframe", "object", "embed", "img"):
             self.scripts += 1
         for k in ("src", "href"):
             if a.get(k, "").startswith(("http:", "https:", "//")):

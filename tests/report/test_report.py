@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import csv
 import time
+from datetime import datetime, timedelta, timezone
 from dataclasses import replace
 from pathlib import Path
 
@@ -62,16 +63,16 @@ def test_everything_from_data_is_escaped(tmp_path: Path):
                               account_id='"><img src=x onerror=alert(1)>', evidence={"label": evil}))
     s.alert_failures.append(evil)
     html = render_report(s, tmp_path).read_text(encoding="utf-8")
-    assert "<script" not in html.lower()
+    assert html.lower().count("<script") == 1          # the report's own inline filter, nothing from data
     assert "<img" not in html.lower()
     assert "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;" in html
-    assert read_chart(html).scripts == 0
+    assert read_chart(html).scripts == 0 and read_chart(html).inline_scripts == 1
 
 
 def test_report_is_self_contained(tmp_path: Path):
     html = render_report(summary(), tmp_path).read_text(encoding="utf-8")
     scan = read_chart(html)
-    assert scan.scripts == 0 and scan.external == []
+    assert scan.scripts == 0 and scan.external == [] and scan.inline_scripts == 1   # works offline
     assert "<style>" in html and "@import" not in html and "url(" not in html
 
 
@@ -122,12 +123,13 @@ def test_ten_thousand_findings_render_fast_capped_per_category_with_full_csv(tmp
     assert elapsed < 2.0, f"10,000 findings took {elapsed:.2f} s"
     html = path.read_text(encoding="utf-8")
     findings_block = section(html, "findings")
-    assert findings_block.count("<tr><td>") == 200 * len(CATEGORIES)
+    assert findings_block.count('<tr class="finding"') == 200 * len(CATEGORIES)
     n_missing = sum(1 for f in s.findings if f.category == "missing_in_lms")      # 909
     assert f"200 of {n_missing} shown; {n_missing - 200} more <code>missing_in_lms</code>" in findings_block
     with (tmp_path / "run-42-findings.csv").open(encoding="utf-8", newline="") as fh:
         rows = list(csv.DictReader(fh))
-    assert len(rows) == 10_000
+    assert len(rows) == 10_000 + len(s.resolved)          # the resolved ones follow, status "resolved"
+    assert [r["status"] for r in rows[10_000:]] == ["resolved"] * len(s.resolved)
     assert sum(1 for r in rows if r["new"] == "yes") == sum(1 for f in s.findings if f.identity in s.new)
     assert rows[0]["category"] == CATEGORIES[0] and rows[0]["identity"] == s.findings[0].identity
     assert len(html) < 3_000_000
@@ -162,3 +164,15 @@ def test_axis_maximum_is_a_round_number_above_the_tallest_bar():
     for v in (1, 3, 7, 19, 105, 999, 10_000):
         top, step = nice_max(v)
         assert top >= v and top % step == 0 and top / step <= 10
+
+
+def test_duration_and_finished_are_filled_when_the_report_is_the_runs_last_step(tmp_path: Path):
+    # The flow renders the report before it stamps the run finished (flows/audit.py): finished_at is None
+    # then, and every report used to read "—" for Duration and Finished.
+    s = summary()
+    s.started_at = datetime.now(timezone.utc) - timedelta(minutes=2, seconds=5)
+    s.finished_at = None
+    html = render_report(s, tmp_path).read_text(encoding="utf-8")
+    meta = html[html.index('<dl class="meta">'):html.index("</dl>")]
+    assert "<dt>Duration</dt><dd>2m 0" in meta and "<dt>Finished</dt><dd>—" not in meta
+    assert s.finished_at is not None

@@ -54,9 +54,10 @@ def test_validation_page_from_a_real_gx_result_lists_suites_expectations_and_fai
               "expect_table_row_count_to_be_between"):
         assert f"<code>{t}</code>" in lms_results
     assert "column=result_score, min_value=0" in lms_results and "batch_id" not in lms_results
-    # the failing row of the between expectation: value -3.0 at row_id 2, user u3
-    assert "values: -3.0" in lms_results
-    assert '<td class="mono">2</td><td class="mono">u3</td>' in lms_results
+    # the failing row of the between expectation: value -3 for user u3 (the internal row id is not shown)
+    assert "values: -3" in lms_results
+    assert '<td class="mono">u3</td>' in lms_results and '<td class="mono">2</td><td class="mono">u3</td>' not in lms_results
+    assert "<th>row_id</th>" not in lms_results
     assert "observed: 5" in lms_results                              # table row count
     suite_table = html[html.index('<section id="suites"'):html.index('<section id="suite-0"')]
     assert "<td class=\"num\">3</td><td class=\"num\">1</td>" in suite_table     # evaluated 3, successful 1
@@ -92,3 +93,22 @@ def test_report_links_to_an_existing_validation_page_and_says_when_there_is_none
     render_validation_page([], tmp_path, 42)
     html = render_report(summary(), tmp_path).read_text(encoding="utf-8")
     assert '<a href="run-42-validation.html">validation page</a>' in html
+
+
+def test_validation_page_rounds_numbers_and_points_completion_gaps_to_the_findings(tmp_path: Path):
+    results = [{"suite_name": "completion_sync", "success": False,
+                "statistics": {"evaluated_expectations": 1, "successful_expectations": 0,
+                               "unsuccessful_expectations": 1, "success_percent": 0.0},
+                "results": [{"success": False,
+                             "expectation_config": {"type": "expect_column_values_to_be_between",
+                                                    "kwargs": {"column": "score_delta", "max_value": 0.005},
+                                                    "meta": {"why": "normalised scores agree within 0.5 %"}},
+                             "result": {"element_count": 3, "unexpected_count": 2,
+                                        "unexpected_percent": 66.66666666666667,
+                                        "partial_unexpected_list": [0.30000000000000004, 0.1234567891],
+                                        "unexpected_index_list": [{"row_id": 0}, {"row_id": 2}]}}]}]
+    html = render_validation_page(results, tmp_path, 9).read_text(encoding="utf-8")
+    assert "values: 0.3, 0.1235" in html and "0.30000000000000004" not in html
+    assert "66.67 %" in html and "normalised scores agree within 0.5 %" in html
+    assert '<a href="run-9.html#findings">the run report</a>' in html
+    assert "row_id" not in html
