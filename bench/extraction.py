@@ -231,6 +231,9 @@ def measure(sb: SandboxProcess, reg, info: dict, bound_s: float, profile_html: P
             "throttled_answers": seen.get("throttled", 0), "client_stats": stats, "read": counts,
             "cpu_ms_per_request": {"client": round(1000 * cpu_client / n, 3), "sandbox": round(1000 * cpu_server / n, 3)},
             "client_core_share": round(cpu_client / wall, 2), "sandbox_core_share": round(cpu_server / wall, 2),
+            # CPU seconds each side spent ÷ the bound: the share of one core each would need to run at the
+            # bound. Near or above 1, that process (not the protocol) caps the ratio on this machine now.
+            "core_need_at_bound": {"client": round(cpu_client / bound_s, 2), "sandbox": round(cpu_server / bound_s, 2)},
             "sandbox_late_answers": seen.get("late", 0)}
 
 
@@ -257,6 +260,7 @@ def by_latency(courses: int, latencies: tuple[float, ...], items: int = 10, lear
                                        **{k: m[k] for k in ("seconds", "bound_ratio", "requests_made",
                                                             "throttled_answers", "cpu_ms_per_request",
                                                             "client_core_share", "sandbox_core_share",
+                                                            "core_need_at_bound",
                                                             "sandbox_late_answers")}}
     return out
 

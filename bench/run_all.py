@@ -59,10 +59,12 @@ def table(r: dict) -> str:
                  f"(minimum {x['requests_minimum']:,}), {d['throttled_answers']} throttled; in flight "
                  f"{d['client_stats']['in_flight_limit']['start']}",
                  f"≥ {TARGETS['bound_ratio_default_config']}, = minimum, 0 throttled"),
-                ("… what it depends on: client / sandbox CPU per request; share of a core used; CPU reference",
+                ("… what it depends on: client / sandbox CPU per request; core each would need at the bound; "
+                 "core share used; CPU reference",
                  f"{d['cpu_ms_per_request']['client']:.2f} / {d['cpu_ms_per_request']['sandbox']:.2f} ms "
-                 f"(budget L÷C {x['cpu_budget_ms_per_request']:.2f}); client {d['client_core_share']:.2f}, sandbox "
-                 f"{d['sandbox_core_share']:.2f} core; sandbox late answers {d['sandbox_late_answers']}; "
+                 f"(budget L÷C {x['cpu_budget_ms_per_request']:.2f}); need {d['core_need_at_bound']['client']:.2f} / "
+                 f"{d['core_need_at_bound']['sandbox']:.2f} core; used {d['client_core_share']:.2f} / "
+                 f"{d['sandbox_core_share']:.2f}; sandbox late answers {d['sandbox_late_answers']}; "
                  f"reference workload {x.get('cpu_reference_ms', float('nan')):.0f} ms CPU; load "
                  f"{x.get('_load_before_after', [[float('nan')]])[0][0]}", "—"),
             ]
