@@ -3,7 +3,8 @@
 `Requester.send` is the only place the client touches the network. Policy (issue 3, §6 of
 lti-platform-behavior.md):
 - every URL must pass `registration.host_allowed` first, else UnsafeUrlError and nothing is sent;
-- at most `concurrency` requests in flight (asyncio.Semaphore);
+- at most `concurrency` requests in flight, adapted to the platform's throttle answers and bucket
+  headers (`limiter.AdaptiveLimiter`, issue 13);
 - throttle answers (429, Canvas 403 "Rate Limit Exceeded") are retried after `Retry-After` (seconds or
   HTTP date) or capped exponential backoff with jitter; all requests then wait until that time;
   a low `X-Rate-Limit-Remaining` paces the following requests;
@@ -14,7 +15,6 @@ lti-platform-behavior.md):
 """
 from __future__ import annotations
 
-import asyncio
 import email.utils
 import logging
 import random
@@ -25,6 +25,7 @@ from typing import Any, Generic, TypeVar
 import httpx
 
 from lti_client.errors import LtiError, UnsafeUrlError, parse_error_body
+from lti_client.limiter import AdaptiveLimiter
 from lti_client.registration import PlatformRegistration
 from lti_client.types import Endpoint, ErrorKind, LtiErrorInfo, RequestStats
 from lti_client.urls import redact_url
@@ -86,7 +87,7 @@ class Requester:
                  backoff_cap: float, clock: Callable[[], float],
                  sleep: Callable[[float], Awaitable[Any]]) -> None:
         self.reg, self.profile, self._http, self.stats = reg, profile, http, stats
-        self._sem = asyncio.Semaphore(concurrency)
+        self.limiter = AdaptiveLimiter(concurrency, clock=clock, request_cost=profile.rate_limit_request_cost)
         self.max_retries, self.backoff_base, self.backoff_cap = max_retries, backoff_base, backoff_cap
         self._clock, self._sleep = clock, sleep
         self.scrub = Scrubber()
@@ -129,8 +130,9 @@ class Requester:
             seconds = when.timestamp() - self._clock()
         return min(max(seconds, 0.0), max(RETRY_AFTER_CEILING_S, self.backoff_cap))
 
-    def _observe(self, response: httpx.Response) -> None:
-        if self.profile.rate_limit_low_water is None:
+    def _observe(self, response: httpx.Response, in_flight: int) -> None:
+        profile = self.profile
+        if profile.rate_limit_low_water is None and profile.rate_limit_request_cost is None:
             return
         value = response.headers.get("x-rate-limit-remaining")
         try:
@@ -139,11 +141,13 @@ class Requester:
             self._remaining = float(value) if value is not None else None
         except ValueError:
             self._remaining = None
+        if self._remaining is not None and 200 <= response.status_code < 300:
+            self.limiter.on_remaining(self._remaining, in_flight)
 
     async def _pace(self) -> None:
         wait = max(0.0, self._resume_at - self._clock())
         low = self.profile.rate_limit_low_water
-        if low and self._remaining is not None and self._remaining < low:
+        if low is not None and self._remaining is not None and self._remaining < low:
             # Slow down before the bucket empties (§6.1/§6.2): the emptier, the longer the pause.
             fill = max(self._remaining, 0.0) / low
             wait = max(wait, min(self.backoff_cap, self.backoff_base * (1 + 3 * (1 - fill))))
@@ -183,7 +187,8 @@ class Requester:
             if token:
                 req_headers["Authorization"] = f"Bearer {token}"
             data = form() if form else None           # built before counting: may raise
-            async with self._sem:
+            await self.limiter.acquire()
+            try:
                 self.stats.count(endpoint.value)
                 try:
                     response = await self._http.request(method, url, headers=req_headers, content=content,
@@ -191,6 +196,10 @@ class Requester:
                     await response.aread()
                 except httpx.TransportError as exc:        # timeouts, connect/read errors
                     response, failure = None, exc
+                # Read while this request still counts as in flight: the platform answered with that many out.
+                in_flight = self.limiter.in_flight
+            finally:
+                self.limiter.release()
             if response is None:
                 what = "timeout" if isinstance(failure, httpx.TimeoutException) else "connection error"
                 log.info("%s %s: %s (attempt %d)", method, redact_url(url), what, attempt + 1)
@@ -201,7 +210,7 @@ class Requester:
                     continue
                 raise self.error(ErrorKind.transient, None, type(failure).__name__,
                                  f"{what} after {attempt + 1} attempt(s)", url)
-            self._observe(response)
+            self._observe(response, in_flight)
             status = response.status_code
             log.debug("%s %s -> %d", method, redact_url(url), status)
             if 200 <= status < 300:
@@ -227,9 +236,11 @@ class Requester:
                 # A throttled request was refused unprocessed: safe to retry, even a score POST.
                 attempt += 1
                 self.stats.retries += 1
+                self.limiter.on_throttle(in_flight)
                 self._note_throttled(response, attempt)
                 continue
             if kind is ErrorKind.throttled:
+                self.limiter.on_throttle(in_flight)
                 self.stats.throttled += 1
             if kind is ErrorKind.transient and retry_transient and attempt < self.max_retries:
                 attempt += 1

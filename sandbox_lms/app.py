@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import time
 
 from fastapi import FastAPI
 from starlette.requests import Request
@@ -71,6 +72,18 @@ def _malformed(response: Response) -> Response:
     return Response(body[: max(1, len(body) // 2)], status_code=response.status_code, headers=headers)
 
 
+# Canvas's up-front cost per request in flight (§6.1): with `max_in_flight` set, the sandbox's bucket is
+# that many costs deep, so X-Rate-Limit-Remaining tells a client how many more it may send.
+CANVAS_REQUEST_COST = 50.0
+CANVAS_HIGH_WATER = 600.0
+
+
+def _bucket_remaining(max_in_flight: int | None, others_in_flight: int) -> str:
+    """X-Rate-Limit-Remaining (= high-water − bucket, §6.1) when only requests in flight fill the bucket."""
+    hwm = CANVAS_HIGH_WATER if max_in_flight is None else CANVAS_REQUEST_COST * max_in_flight
+    return f"{max(0.0, hwm - CANVAS_REQUEST_COST * others_in_flight):.1f}"
+
+
 def build_app(state: LmsState, runtime: Runtime | None = None) -> FastAPI:
     """The FastAPI app serving every registration of `state` under `/{registration.name}`."""
     rt = runtime or Runtime()
@@ -98,28 +111,48 @@ def build_app(state: LmsState, runtime: Runtime | None = None) -> FastAPI:
             rt.counters.requests[(reg.name, "throttled")] += 1
             return profile.throttled()
         rt.in_flight[reg.name] += 1
+        arrived = time.perf_counter()
         try:
             dice = rt.dice(reg)
-            delay_ms = faults.latency_ms + (dice.uniform(0, faults.latency_jitter_ms) if faults.latency_jitter_ms else 0)
-            if delay_ms > 0:
-                await asyncio.sleep(delay_ms / 1000)   # never time.sleep: the server stays concurrent
-            if kind == "token":
-                return await token_endpoint(request, reg, profile, rt)
-            if faults.timeout_rate and dice.random() < faults.timeout_rate:
-                await asyncio.sleep(faults.hang_seconds)
-                return text_response("Gateway Timeout", 504)
-            if faults.error_rate_5xx and dice.random() < faults.error_rate_5xx:
-                status = 503 if dice.random() < 0.5 else 500
-                return text_response("Service Unavailable" if status == 503 else "Internal Server Error", status)
-            call = Call(request, reg, profile, rt, kind, groups.get("ctx", ""),
-                        int(groups["item"]) if "item" in groups else None)
-            response = profile.decorate(await handle(call))
-            if faults.malformed_json_rate and response.body and "json" in (response.media_type or
-                    response.headers.get("content-type", "")) and dice.random() < faults.malformed_json_rate:
-                response = _malformed(response)
+            delay_s = (faults.latency_ms + (dice.uniform(0, faults.latency_jitter_ms)
+                                            if faults.latency_jitter_ms else 0)) / 1000
+            # Reads are answered at arrival + latency with the emulator's own work inside that time, so a
+            # benchmark measures the client, not the emulator (issue 13); tokens and writes wait first.
+            read = request.method == "GET"
+            if delay_s > 0 and not read:
+                await asyncio.sleep(delay_s)           # never time.sleep: the server stays concurrent
+            response = await answer(request, reg, profile, kind, groups, dice)
+            if delay_s > 0 and read:
+                left = delay_s - (time.perf_counter() - arrived)
+                if left < 0:
+                    rt.counters.requests[(reg.name, "late")] += 1   # the emulator itself was slower than L
+                await asyncio.sleep(max(0.0, left))
+            if "x-rate-limit-remaining" in response.headers and response.status_code < 400:
+                # Canvas (§6.1): what the bucket holds as this answer leaves — the others still in flight.
+                response.headers["X-Rate-Limit-Remaining"] = _bucket_remaining(faults.max_in_flight,
+                                                                               rt.in_flight[reg.name] - 1)
             return response
         finally:
             rt.in_flight[reg.name] -= 1
+
+    async def answer(request: Request, reg: Registration, profile, kind: str, groups: dict[str, str],
+                     dice) -> Response:
+        faults = reg.faults
+        if kind == "token":
+            return await token_endpoint(request, reg, profile, rt)
+        if faults.timeout_rate and dice.random() < faults.timeout_rate:
+            await asyncio.sleep(faults.hang_seconds)
+            return text_response("Gateway Timeout", 504)
+        if faults.error_rate_5xx and dice.random() < faults.error_rate_5xx:
+            status = 503 if dice.random() < 0.5 else 500
+            return text_response("Service Unavailable" if status == 503 else "Internal Server Error", status)
+        call = Call(request, reg, profile, rt, kind, groups.get("ctx", ""),
+                    int(groups["item"]) if "item" in groups else None)
+        response = profile.decorate(await handle(call))
+        if faults.malformed_json_rate and response.body and "json" in (response.media_type or
+                response.headers.get("content-type", "")) and dice.random() < faults.malformed_json_rate:
+            response = _malformed(response)
+        return response
 
     app.add_route("/{registration}/{rest:path}", dispatch, methods=["GET", "POST", "PUT", "DELETE"])
     return app

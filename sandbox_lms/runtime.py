@@ -48,7 +48,8 @@ class ReceivedScore:
 class Counters:
     """Requests per (registration, endpoint kind) and score POSTs per (registration, context, item, user).
 
-    Kinds: token, line_items, line_item, line_items_create, results, scores, memberships, throttled.
+    Kinds: token, line_items, line_item, line_items_create, results, scores, memberships, throttled,
+    late (a read whose own handling took longer than the injected latency: the emulator was the limit).
     """
     requests: Counter = field(default_factory=Counter)
     score_posts: Counter = field(default_factory=Counter)

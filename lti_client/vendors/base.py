@@ -149,6 +149,9 @@ class VendorProfile:
     default_concurrency: int = 4
     # Below this `X-Rate-Limit-Remaining` the client paces its requests; None = ignore the header.
     rate_limit_low_water: float | None = None
+    # Bucket units one request holds while in flight, when `X-Rate-Limit-Remaining` counts them (Canvas):
+    # then remaining ÷ cost = how many more may be in flight (limiter.py); None = the header is not that.
+    rate_limit_request_cost: float | None = None
     # Vendor extension properties merged into a score POST body when vendor_extensions=True.
     score_extensions: Callable[[Score], dict] = field(default=_default_score_extensions)
     # Body `nextPage` link of a memberships container (older Moodle LIS format, §5.3).

@@ -65,8 +65,12 @@ PROFILE = VendorProfile(
     },
     # The LTI Advantage bucket is per developer key per cluster; each in-flight request costs 50 up
     # front against a high-water mark of 600 (§6.1) — about 12 in flight; 8 leaves headroom.
-    default_concurrency=8,
-    # X-Rate-Limit-Remaining = hwm − bucket (§6.1); below 3 in-flight costs (3 × 50) we slow down.
-    rate_limit_low_water=150.0,
+    # §6.1: the bucket is full at its high-water mark 600 and every request in flight holds its up-front
+    # cost 50 until it ends: 600 ÷ 50 = 12 in flight before Canvas answers 403 (Rate Limit Exceeded).
+    default_concurrency=12,
+    # X-Rate-Limit-Remaining = hwm − bucket (§6.1): under one up-front cost the bucket is all but full
+    # (filled by cost, not only by requests in flight), so the next requests wait a little.
+    rate_limit_low_water=50.0,
+    rate_limit_request_cost=50.0,
     score_extensions=score_extensions,
 )

@@ -41,6 +41,8 @@ PROFILE = VendorProfile(
     page_sizes={Endpoint.line_items: 200, Endpoint.results: 200, Endpoint.memberships: 50},
     # Rate-limited like Brightspace APIs: 50,000 credits/min per app, 10 per call, 429 + Retry-After,
     # X-Rate-Limit-Remaining (§6.2). Slow down with fewer than 100 calls left in the minute.
+    # The budget is per minute (5,000 calls), not per request in flight: no in-flight cap to derive,
+    # and the header counts credits left in the minute, not in-flight costs (no rate_limit_request_cost).
     default_concurrency=8,
     rate_limit_low_water=1000.0,
 )

@@ -204,7 +204,7 @@ async def test_concurrency_is_bounded_by_the_registration(make_reg, make_client)
     assert client.stats.requests == {"token": 1, "results": 12}
 
 
-async def test_canvas_default_concurrency_is_8(make_reg, make_client):
+async def test_canvas_default_concurrency_is_12(make_reg, make_client):
     lms = FakeLms("canvas")
     in_flight = peak = 0
 
@@ -219,7 +219,7 @@ async def test_canvas_default_concurrency_is_8(make_reg, make_client):
         lms.route("GET", f"{LI}/{i}/results", handler)
     async with make_client(make_reg("canvas"), lms) as client:
         await asyncio.gather(*(client.list_results(f"{LI_URL}/{i}") for i in range(20)))
-    assert peak == 8
+    assert peak == 12             # 600 high-water ÷ 50 per request in flight (§6.1)
 
 
 async def test_redirects_are_not_followed(make_reg, make_client):
