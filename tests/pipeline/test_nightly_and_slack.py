@@ -40,7 +40,18 @@ def test_nightly_flow_audits_alerts_and_resyncs(tmp_path, prefect_env, slack):
     # Canvas keeps a present grade under prioritize_non_tool_grade: its score_mismatch waits for approval.
     resyncable = [p for p in planted if p.category == "missing_in_lms"
                   or (p.category == "score_mismatch" and not p.platform.startswith("canvas"))]
-    assert outcome["resync"]["verified"] == len(resyncable) and sum(posts.values()) == len(resyncable)
+    assert outcome["resync"]["verified"] == len(resyncable)
+    # one POST per resyncable gap, plus at most one probe per item that refuses scores (issue 10 §3)
+    items = {(reg.name, c.context_id, li.resource_link_id): li.id for reg in served.world.state.registrations.values()
+             for c in reg.courses.values() for li in c.line_items}
+    gap_cells = {f"{p.platform}/{p.context_id}/{items[(p.platform, p.context_id, p.resource_link_id)]}/{p.lms_user_id}"
+                 for p in resyncable}
+    inactive = {f"{p.platform}/{p.context_id}/{items[(p.platform, p.context_id, p.resource_link_id)]}"
+                for p in planted if p.category == "item_not_active" and (p.platform, p.context_id, p.resource_link_id) in items}
+    assert all(posts.get(c) == 1 for c in gap_cells), posts
+    probes = [k for k in posts if k not in gap_cells]
+    assert all(k.rsplit("/", 1)[0] in inactive and posts[k] == 1 for k in probes), posts
+    assert len({k.rsplit("/", 1)[0] for k in probes}) == len(probes), "one probe per inactive item"
     digests = [p for p in slack.ok_posts_to("support") if "findings" in p.body.get("text", "")]
     assert len(digests) == 1
     assert f"{len(planted)} findings ({len(planted)} new)" in digests[0].body["text"]
