@@ -19,14 +19,11 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
-import time
 from collections import Counter
 from pathlib import Path
 
-import httpx
 import pytest
 
 MOODLE_URL = os.environ.get("GRADESYNC_TEST_MOODLE_URL", "")
@@ -44,49 +41,12 @@ CATEGORIES = ("grades_not_accepted", "course_unreachable", "link_not_graded", "i
               "score_mismatch", "missing_in_lms")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
-def env(tmp_path_factory):
-    """CLI environment with a Prefect API (one server for the module unless PREFECT_API_URL is set)."""
+def env(prefect_env):
+    """CLI environment with a Prefect API (the session's server, tests/conftest.py)."""
     if shutil.which("php") is None:
         pytest.skip("no php CLI on PATH")
-    home = tmp_path_factory.mktemp("prefect-home")
-    env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-           "PREFECT_LOGGING_LEVEL": "WARNING", "PREFECT_SERVER_LOGGING_LEVEL": "WARNING"}
-    if os.environ.get("PREFECT_API_URL"):
-        yield env
-        return
-    port = _free_port()
-    log = open(home / "server.log", "wb")
-    proc = subprocess.Popen([str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-                            env=env, stdout=log, stderr=subprocess.STDOUT, cwd=home)
-    url = f"http://127.0.0.1:{port}/api"
-    deadline = time.monotonic() + 180
-    while True:
-        try:
-            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            raise RuntimeError(f"prefect server did not start: {(home / 'server.log').read_text()[-2000:]}")
-        time.sleep(0.5)
-    env["PREFECT_API_URL"] = url
-    try:
-        yield env
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
+    return prefect_env
 
 
 def cli(args: list[str], env: dict, config: Path) -> subprocess.CompletedProcess:

@@ -41,22 +41,13 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 if __package__ in (None, ""):                      # run as a script: tests/ → `real.moodle.*`
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from sandbox_lms.worlds.world import CSV_COLUMNS  # noqa: E402
 from real.moodle.wire import MEDIA, READ_SCOPES, SCOPE_SCORE, MoodleWire, iso_z  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 PLATFORM = "moodle51"
 PLATFORM_NOSYNC = "moodle51-nosync"
-COLUMNS: dict[str, tuple[str, ...]] = {
-    "courses": ("platform", "deployment_id", "context_id", "title", "lineitems_url", "memberships_url",
-                "starts_at", "ends_at"),
-    "accounts": ("account_id", "email", "name", "origin"),
-    "identities": ("account_id", "platform", "lms_user_id"),
-    "links": ("platform", "context_id", "resource_link_id", "activity_id", "title", "graded"),
-    "completions": ("account_id", "activity_id", "score_given", "score_maximum", "completed_at", "platform",
-                    "context_id", "resource_link_id"),
-    "passbacks": ("account_id", "platform", "context_id", "resource_link_id", "line_item_id", "lms_user_id",
-                  "score_given", "score_maximum", "timestamp", "status_code", "response"),
-}
+COLUMNS = CSV_COLUMNS                              # design.md "Inputs" 2, as the sandbox writes them
 COURSE_START = datetime(2026, 9, 1, tzinfo=timezone.utc)
 COURSE_END = datetime(2027, 1, 31, tzinfo=timezone.utc)
 LEARNERS = ("s1", "s2", "s3", "s4", "s5", "s6", "s7", "s8", "s9", "s10")
