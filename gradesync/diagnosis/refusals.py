@@ -6,11 +6,7 @@ import math
 from datetime import datetime
 
 from lti_client.types import ErrorKind
-from lti_client.vendors import classify
-
-# Moodle stores `strtotime(timestamp)`: whole seconds, compared with `>=` (lti-platform-behavior.md §4.3,
-# §10). Every other platform read keeps at least milliseconds.
-WHOLE_SECOND_VENDORS = frozenset({"moodle"})
+from lti_client.vendors import classify, profile_for
 
 
 def score_refusal_kind(vendor: str, status_code: int | None, response: str) -> ErrorKind | None:
@@ -22,6 +18,6 @@ def score_refusal_kind(vendor: str, status_code: int | None, response: str) -> E
 
 def timestamp_at_resolution(vendor: str, ts: datetime) -> float:
     """A score timestamp as the platform compares it: whole seconds on Moodle, milliseconds elsewhere."""
-    if str(getattr(vendor, "value", vendor)) in WHOLE_SECOND_VENDORS:
+    if profile_for(vendor).whole_second_timestamps:
         return float(math.floor(ts.timestamp()))
     return math.floor(ts.timestamp() * 1000) / 1000

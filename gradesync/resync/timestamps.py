@@ -11,6 +11,7 @@ import re
 from datetime import datetime, timedelta, timezone
 
 from lti_client.registration import Vendor
+from lti_client.vendors import profile_for
 
 STEP = timedelta(milliseconds=1)
 SECOND = timedelta(seconds=1)
@@ -19,9 +20,11 @@ SECOND = timedelta(seconds=1)
 # approved supersede may beat (otherwise the platform's stale refusal reclassifies the task).
 COLLISION_WINDOW = timedelta(seconds=2)
 
-# Moodle compares `timemodified >= strtotime(timestamp)` at whole seconds (§4.3): a score in the same
-# second as the stored one is refused with 409, so a resend must land in a later second.
-WHOLE_SECOND_VENDORS = frozenset({Vendor.moodle})
+
+def _whole_seconds(vendor: Vendor | str) -> bool:
+    """Moodle compares `timemodified >= strtotime(timestamp)` at whole seconds (§4.3): a score in the
+    same second as the stored one is refused with 409, so a resend must land in a later second."""
+    return profile_for(vendor).whole_second_timestamps
 
 # Canvas 400 "Provided timestamp of X before last updated timestamp of Y" (§4.2 check 6): Y is the
 # stored time, printed with milliseconds — what an approved supersede must beat.
@@ -52,7 +55,7 @@ def stored_time_from_refusal(response: str | None) -> datetime | None:
 def same_instant(a: datetime, b: datetime, vendor: Vendor | str) -> bool:
     """Whether the platform stores `a` and `b` as the same time: the same whole second on Moodle
     (strtotime drops the fraction, §4.3, §10), the same millisecond elsewhere (we send ms, §4.1)."""
-    if Vendor(vendor) in WHOLE_SECOND_VENDORS:
+    if _whole_seconds(vendor):
         return math.floor(_aware(a).timestamp()) == math.floor(_aware(b).timestamp())
     return abs(_aware(a) - _aware(b)) < STEP
 
@@ -73,7 +76,7 @@ def fresh_timestamp(now: datetime, vendor: Vendor | str, *, last_sent: datetime 
     `stored_at` is the platform's stored time for the cell when known (a result's `timestamp` on
     Moodle, the time quoted in a Canvas stale refusal). It is beaten when it is a near collision, or
     always when `supersede` (an approved overwrite of a manual grade)."""
-    whole_seconds = Vendor(vendor) in WHOLE_SECOND_VENDORS
+    whole_seconds = _whole_seconds(vendor)
     ts = _aware(now)
     if last_sent is not None:
         last = _aware(last_sent)

@@ -156,6 +156,9 @@ class VendorProfile:
     score_extensions: Callable[[Score], dict] = field(default=_default_score_extensions)
     # Body `nextPage` link of a memberships container (older Moodle LIS format, §5.3).
     body_next_page_key: str | None = None
+    # The platform stores a score's timestamp at whole seconds and refuses `stored >= sent` (Moodle,
+    # §4.3, §10): two sends in one second collide. Elsewhere the stored time keeps milliseconds.
+    whole_second_timestamps: bool = False
     # A Link target as the platform writes it → the URL to request (Moodle HTML-escapes `&`, §10).
     link_target: Callable[[str], str] = field(default=_verbatim)
     # Token refusals in this vendor's words, read before DEFAULT_TOKEN_RULES.

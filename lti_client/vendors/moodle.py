@@ -64,6 +64,8 @@ PROFILE = VendorProfile(
     default_concurrency=4,
     # The older LIS membership format carries a body `nextPage` link (§5.3).
     body_next_page_key="nextPage",
+    # scores.php: timemodified = strtotime(timestamp), refused when timemodified >= it (§4.3, §10).
+    whole_second_timestamps=True,
     # token.php grants the intersection of the requested scopes silently; invalid_scope only when it
     # is empty (§1.6, §10): asking again in smaller sets could not get more.
     scopes_all_or_nothing=False,
