@@ -119,15 +119,18 @@ def _link_not_graded(e: dict, c: ScoreContext):
 
 
 def _item_not_active(e: dict, c: ScoreContext):
+    waiting = e.get("blocked_gaps") or []
+    wait = ([f"{len(waiting)} grade{'s' if len(waiting) != 1 else ''} wait for the item "
+             "(sent once a probe score is accepted)"] if waiting else [])
     if "refused_at" in e or "response" in e:
         return [f"refused: {_refusal_reason(e.get('response'))} ({_status(e.get('status'))}, "
-                f"{when(e.get('refused_at'), c.today)})"], {"refused_at", "status"}
+                f"{when(e.get('refused_at'), c.today)})", *wait], {"refused_at", "status", "blocked_gaps"}
     if "expected" in e:
         others = e.get("other_items_with_results")
         return [f"none of the {e['expected']} expected grades is in the LMS, while {others} other "
-                f"item{'s' if others != 1 else ''} of the course have grades"], \
-            {"expected", "present", "other_items_with_results"}
-    return [], set()
+                f"item{'s' if others != 1 else ''} of the course have grades", *wait], \
+            {"expected", "present", "other_items_with_results", "blocked_gaps"}
+    return wait, {"blocked_gaps"}
 
 
 def _not_learner(e: dict, c: ScoreContext):
