@@ -120,7 +120,7 @@ def _link_not_graded(e: dict, c: ScoreContext):
 
 def _item_not_active(e: dict, c: ScoreContext):
     waiting = e.get("blocked_gaps") or []
-    wait = ([f"{len(waiting)} grade{'s' if len(waiting) != 1 else ''} wait for the item "
+    wait = ([f"{len(waiting)} grade{'s wait' if len(waiting) != 1 else ' waits'} for the item "
              "(sent once a probe score is accepted)"] if waiting else [])
     if "refused_at" in e or "response" in e:
         return [f"refused: {_refusal_reason(e.get('response'))} ({_status(e.get('status'))}, "
