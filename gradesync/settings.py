@@ -94,6 +94,16 @@ class AuditSettings(BaseModel):
     report_dir: Path = Path("reports")
     resync_after_audit: bool = True                         # nightly: run pending resyncs after the audit
     resync_max_attempts: int = Field(default=5, ge=1)
+    # The night in batches (issue 12): a batch's courses bound a worker's memory; see README "One night".
+    batch_courses: int = Field(default=200, ge=1)
+    # Share of each developer key's in-flight limit that nightly work never takes (gradesync/budget.py).
+    on_demand_reserved_share: float = Field(default=0.2, ge=0, lt=1)
+    # Reading less (gradesync/audit/night_plan.py): an ended course gets a final audit this long after
+    # its end date, then weekly until clean; an unchanged course is read once per `rolling_days`.
+    ended_grace_days: int = Field(default=14, ge=0)
+    rolling_days: int = Field(default=7, ge=1)
+    # LMS snapshot tables (lms_line_item / lms_result / lms_member) are kept for this many audit runs.
+    snapshot_runs_kept: int = Field(default=30, ge=1)
 
 
 class Settings(BaseModel):

@@ -63,11 +63,15 @@ class LtiClient:
     def __init__(self, registration: PlatformRegistration, *, transport: httpx.AsyncBaseTransport | None = None,
                  timeout: float = 30.0, max_retries: int = 4, backoff_base: float = 0.5,
                  backoff_cap: float = 20.0, clock: Callable[[], float] = time.time,
-                 sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep) -> None:
+                 sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep, in_flight: int | None = None) -> None:
+        """in_flight: a cap below the key's limit, when this client holds only part of the key's
+        budget (gradesync.budget: the slots a batch leased)."""
         self.registration = registration
         self.profile = profile_for(registration.vendor)
         self.stats = RequestStats()
-        concurrency = registration.max_concurrency or self.profile.default_concurrency
+        concurrency = registration.key_in_flight_limit
+        if in_flight is not None:
+            concurrency = max(1, min(concurrency, in_flight))
         limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
         if transport is None and not proxy_configured():
             transport = fast_transport(limits)     # less CPU per request (transport.py); proxies: httpx's own

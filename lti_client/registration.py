@@ -50,6 +50,14 @@ class PlatformRegistration(BaseModel):
         return v
 
     @property
+    def key_in_flight_limit(self) -> int:
+        """Requests in flight this developer key may have, across every process: `max_concurrency`, else
+        the vendor's default from the facts file (lti_client/vendors/*.py)."""
+        from lti_client.vendors import profile_for
+
+        return self.max_concurrency or profile_for(self.vendor).default_concurrency
+
+    @property
     def token_audience(self) -> str:
         """`aud` of the client assertion: the configured audience (D2L's fixed one) or the token URL."""
         return self.audience or self.token_url

@@ -148,7 +148,7 @@ class PlatformSender:
             except LtiError as exc:
                 self._halt = f"{self.reg.name}: token endpoint unavailable: {exc}"
             pending = list(tasks)
-            width = max(1, self.reg.max_concurrency or lms.profile.default_concurrency)
+            width = lms.in_flight_limit
 
             async def worker() -> None:
                 while pending:
