@@ -3,7 +3,7 @@
 Importing this package registers every table on `SQLModel.metadata` (Alembic's target).
 """
 from models.alerts import AlertLog
-from models.audit import AuditRun, CourseAudit, Finding, LmsLineItem, LmsMember, LmsResult
+from models.audit import AuditBatch, AuditRun, CourseAudit, Finding, LmsLineItem, LmsMember, LmsResult
 from models.db import (
     UpsertCounts, bulk_upsert, current_revision, dispose_engine, make_engine, session_scope,
     upgrade_database,
@@ -16,7 +16,7 @@ from models.tool_records import (
 from models.types import UtcDateTime, utcnow
 
 __all__ = [
-    "Account", "AlertLog", "AuditRun", "Completion", "Course", "CourseAudit", "Finding", "FindingCategory",
+    "Account", "AlertLog", "AuditBatch", "AuditRun", "Completion", "Course", "CourseAudit", "Finding", "FindingCategory",
     "Identity", "ImportBatch", "ImportRejection", "Link", "LmsLineItem", "LmsMember", "LmsResult",
     "OPEN_RESYNC_STATES", "Passback", "Platform", "ResyncAttempt", "ResyncState", "ResyncTask",
     "UpsertCounts", "UtcDateTime", "bulk_upsert", "current_revision", "dispose_engine", "make_engine",

@@ -4,7 +4,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Optional
 
-from sqlalchemy import Text, UniqueConstraint
+from sqlalchemy import Index, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from models.enums import FindingCategory, str_enum
@@ -32,13 +32,41 @@ class CourseAudit(SQLModel, table=True):
     """Whether a course was audited in a run, or is unverified (extraction failed) and why."""
 
     __tablename__ = "course_audit"
-    __table_args__ = (UniqueConstraint("run_id", "platform", "context_id", name="uq_course_audit_run_course"),)
+    __table_args__ = (UniqueConstraint("run_id", "platform", "context_id", name="uq_course_audit_run_course"),
+                      Index("ix_course_audit_course_run", "platform", "context_id", "run_id"))
     id: Optional[int] = Field(default=None, primary_key=True)
     run_id: int = Field(foreign_key="audit_run.id", ondelete="CASCADE")
     platform: str = Field(max_length=100)
     context_id: str = Field(max_length=255)
     status: str = Field(max_length=20)                      # audited | unverified
     reason: Optional[str] = Field(default=None, sa_type=Text)
+    expected_count: Optional[int] = None                   # expected grades (learner x graded activity)
+    present_count: Optional[int] = None                    # of which the LMS shows a score
+    batch_id: Optional[int] = None                         # audit_batch.id that audited the course
+
+
+class AuditBatch(SQLModel, table=True):
+    """One batch of a run's courses, audited by one worker (its own flow run): what it read, where it ran,
+    its Great Expectations results and data-quality warnings (the run's report merges them)."""
+
+    __tablename__ = "audit_batch"
+    __table_args__ = (UniqueConstraint("run_id", "seq", name="uq_audit_batch_run_seq"),)
+    id: Optional[int] = Field(default=None, primary_key=True)
+    run_id: int = Field(foreign_key="audit_run.id", ondelete="CASCADE")
+    seq: int                                                # 1.. within the run
+    platform: str = Field(max_length=100)
+    course_count: int = 0
+    state: str = Field(default="planned", max_length=20)    # planned | running | completed | failed
+    flow_run_id: Optional[str] = Field(default=None, max_length=64)
+    worker: Optional[str] = Field(default=None, max_length=255)   # host:pid that ran it
+    started_at: Optional[datetime] = Field(default=None, sa_type=UtcDateTime)
+    finished_at: Optional[datetime] = Field(default=None, sa_type=UtcDateTime)
+    request_stats: dict[str, Any] = Field(default_factory=dict, sa_type=JsonDict)
+    counts: dict[str, Any] = Field(default_factory=dict, sa_type=JsonDict)
+    validation: list[Any] = Field(default_factory=list, sa_type=JsonList)   # GX result dicts
+    warnings: list[Any] = Field(default_factory=list, sa_type=JsonList)     # DataQualityWarning dicts
+    peak_rss_mb: Optional[float] = None
+    error: Optional[str] = Field(default=None, sa_type=Text)
 
 
 class LmsLineItem(SQLModel, table=True):
@@ -89,7 +117,8 @@ class Finding(SQLModel, table=True):
     """One diagnosed gap. `identity` is stable across runs (gradesync.findings.identity_of)."""
 
     __tablename__ = "finding"
-    __table_args__ = (UniqueConstraint("run_id", "identity", name="uq_finding_run_identity"),)
+    __table_args__ = (UniqueConstraint("run_id", "identity", name="uq_finding_run_identity"),
+                      Index("ix_finding_run_course", "run_id", "platform", "context_id"))
     id: Optional[int] = Field(default=None, primary_key=True)
     run_id: int = Field(foreign_key="audit_run.id", ondelete="CASCADE")
     identity: str = Field(sa_type=Text)

@@ -126,8 +126,10 @@ class UpsertCounts(NamedTuple):
 
 
 def bulk_upsert(session: Session, model: type[SQLModel], rows: Sequence[dict[str, Any]],
-                key_columns: Sequence[str], update_columns: Sequence[str]) -> UpsertCounts:
+                key_columns: Sequence[str], update_columns: Sequence[str],
+                touch_columns: Sequence[str] = ()) -> UpsertCounts:
     """INSERT … ON CONFLICT (key_columns) DO UPDATE SET update_columns WHERE any of them changed.
+    touch_columns (a "changed at" mark) are written on insert and on a real update, never compared.
     SQLite: one executemany (stack-notes C.2); PostgreSQL: COPY to a temp table + one INSERT … SELECT.
     All rows must have the same keys and must not repeat a conflict key. Returns the counts."""
     if not rows:
@@ -136,12 +138,12 @@ def bulk_upsert(session: Session, model: type[SQLModel], rows: Sequence[dict[str
     connection = session.connection()
     dialect = connection.dialect.name
     if dialect == "postgresql":
-        return _pg_upsert_via_copy(connection, table, rows, key_columns, update_columns)
+        return _pg_upsert_via_copy(connection, table, rows, key_columns, update_columns, touch_columns)
     if dialect != "sqlite":  # pragma: no cover - only the two supported databases
         raise ValueError(f"bulk_upsert: unsupported dialect {dialect!r}")
     from sqlalchemy.dialects.sqlite import insert
 
-    stmt = _on_conflict(insert(table), table, key_columns, update_columns)
+    stmt = _on_conflict(insert(table), table, key_columns, update_columns, touch_columns)
     # SQLite: pysqlite sums the per-row change counts of an executemany (a conflict skipped by the WHERE
     # counts 0), and the row count before/after tells inserts from updates.
     before = connection.execute(select(func.count()).select_from(table)).scalar_one()
@@ -180,7 +182,8 @@ def _driver_statement(dialect, stmt, table, rows: Sequence[dict[str, Any]]) -> t
     return str(compiled), params
 
 
-def _on_conflict(stmt, table, key_columns: Sequence[str], update_columns: Sequence[str]):
+def _on_conflict(stmt, table, key_columns: Sequence[str], update_columns: Sequence[str],
+                 touch_columns: Sequence[str] = ()):
     """ON CONFLICT (keys) DO UPDATE … WHERE any update column changed (a no-op update is skipped, so a
     re-import writes nothing), or DO NOTHING when there is nothing to update."""
     if not update_columns:
@@ -188,13 +191,13 @@ def _on_conflict(stmt, table, key_columns: Sequence[str], update_columns: Sequen
     excluded = stmt.excluded
     return stmt.on_conflict_do_update(
         index_elements=[table.c[k] for k in key_columns],
-        set_={c: excluded[c] for c in update_columns},
+        set_={c: excluded[c] for c in (*update_columns, *touch_columns)},
         where=or_(*[table.c[c].is_distinct_from(excluded[c]) for c in update_columns]),
     )
 
 
 def _pg_upsert_via_copy(connection, table, rows: Sequence[dict[str, Any]], key_columns: Sequence[str],
-                        update_columns: Sequence[str]) -> UpsertCounts:
+                        update_columns: Sequence[str], touch_columns: Sequence[str] = ()) -> UpsertCounts:
     """PostgreSQL: COPY the rows into a temporary table, then one INSERT … SELECT … ON CONFLICT.
 
     Why: a pipelined executemany of 1M upserts took 114 s wall here (25 s of it client CPU adapting
@@ -224,7 +227,8 @@ def _pg_upsert_via_copy(connection, table, rows: Sequence[dict[str, Any]], key_c
             for values in zip(*columns):
                 copy.write_row(values)
     source = sql_table(staging, *[column(k) for k in keys])
-    stmt = _on_conflict(pg_insert(table).from_select(keys, select(*source.c)), table, key_columns, update_columns)
+    stmt = _on_conflict(pg_insert(table).from_select(keys, select(*source.c)), table, key_columns, update_columns,
+                        touch_columns)
     written = stmt.returning(literal_column("(xmax = 0)").label("inserted")).cte("written")
     inserted, total = connection.execute(
         select(func.count().filter(written.c.inserted), func.count()).select_from(written)).one()

@@ -116,6 +116,9 @@ class Completion(SQLModel, table=True):
     resource_link_id: Optional[str] = Field(default=None, max_length=255)
     launch_context: str = Field(default="", sa_type=Text)      # launch_context_key(platform, context_id)
     retired_at: Optional[datetime] = Field(default=None, sa_type=UtcDateTime)
+    # When an import inserted this row or changed its score / date (a course with no change since its
+    # last clean audit is read on the rolling cadence: gradesync/audit/night_plan.py).
+    changed_at: Optional[datetime] = Field(default_factory=utcnow, sa_type=UtcDateTime)
 
 
 PASSBACK_CONTENT = ("account_id", "platform", "context_id", "resource_link_id", "line_item_id", "lms_user_id",
@@ -160,6 +163,7 @@ class Passback(SQLModel, table=True):
     response: Optional[str] = Field(default=None, sa_type=Text)
     row_digest: str = Field(default="", max_length=64)           # passback_digest(content)
     occurrence: int = 1                                          # Nth identical row of the export
+    imported_at: Optional[datetime] = Field(default_factory=utcnow, sa_type=UtcDateTime)
 
 
 # Rows written through the ORM (tests, scripts) get the same derived keys as the importer's bulk path.

@@ -176,6 +176,7 @@ def _import_file(session: Session, path: Path, spec: FileSpec, ctx: ImportContex
     limits = column_limits(spec.model, spec.columns)
     retirable, append_only = spec.retirable, spec.append_only
     occurrences: dict[str, int] = {}
+    touched_at = utcnow()
     chunk: list[dict] = []
     try:
         for line, row, fields in csv_file.rows():
@@ -204,6 +205,8 @@ def _import_file(session: Session, path: Path, spec: FileSpec, ctx: ImportContex
                                                 raw_text(fields)))
                     continue
                 first_line[k] = line
+            if spec.touch_column:
+                values[spec.touch_column] = touched_at
             chunk.append(values)
             if len(chunk) >= CHUNK_ROWS:
                 _flush(session, spec, chunk, rep)
@@ -244,7 +247,8 @@ def _retire(session: Session, spec: FileSpec, held: dict[tuple, int], platforms:
 def _flush(session: Session, spec: FileSpec, chunk: list[dict], rep: FileReport) -> None:
     if not chunk:
         return
-    counts = bulk_upsert(session, spec.model, chunk, spec.key, spec.update_columns)
+    counts = bulk_upsert(session, spec.model, chunk, spec.key, spec.update_columns,
+                         (spec.touch_column,) if spec.touch_column else ())
     rep.inserted += counts.inserted
     rep.updated += counts.updated
     rep.unchanged += counts.unchanged

@@ -44,6 +44,9 @@ class FileSpec:
     # An append-only log: no key in the data; each row is identified by its content's digest and its
     # occurrence number in the file (see models.tool_records.passback_digest). Never updated or retired.
     append_only: bool = False
+    # Set to the import's time on insert and on a real change (never compared): the night plan's
+    # "changed since the last clean audit" (gradesync/audit/night_plan.py).
+    touch_column: str | None = None
 
     @property
     def update_columns(self) -> tuple[str, ...]:
@@ -155,9 +158,10 @@ SPECS: tuple[FileSpec, ...] = (
     FileSpec("completions.csv", Completion,
              ("account_id", "activity_id", "score_given", "score_maximum", "completed_at", "platform",
               "context_id", "resource_link_id"), ("account_id", "activity_id", "launch_context"), _completion,
-             shown_key=("account_id", "activity_id", "platform", "context_id")),
+             shown_key=("account_id", "activity_id", "platform", "context_id"), touch_column="changed_at"),
     FileSpec("passbacks.csv", Passback,
              ("account_id", "platform", "context_id", "resource_link_id", "line_item_id", "lms_user_id",
               "score_given", "score_maximum", "timestamp", "status_code", "response"),
-             ("row_digest", "occurrence"), _passback, required_file=False, retirable=False, append_only=True),
+             ("row_digest", "occurrence"), _passback, required_file=False, retirable=False, append_only=True,
+             touch_column="imported_at"),
 )
