@@ -1,26 +1,64 @@
-"""The audit, as a story: scope → extract → load tool records → reconcile → validate → diagnose →
-persist → report → alert. `course-audit` is the on-demand entry; `nightly-audit` adds the resync."""
+"""The audit, as a story.
+
+A run: scope → plan the batches → audit each batch → close the run (new / still open / resolved) →
+report → alert. A batch (its own flow run, `audit-batch`): load the tool's records for its courses →
+hold its share of the developer key's budget → extract → reconcile → validate (Great Expectations
+decides the gaps) → diagnose → write its findings and course statuses.
+
+Batches run in this process (one after another per platform, platforms side by side), or — for a
+nightly started from its deployment on a work pool — each as a run of the `audit-batch` deployment,
+so any number of workers on any number of machines take them (`distribute`).
+`course-audit` is the on-demand entry; `nightly-audit` adds the resync.
+"""
 from __future__ import annotations
 
 import asyncio
 from typing import Any
 
 from prefect import flow, get_run_logger
-from prefect.runtime import flow_run
+from prefect.runtime import deployment, flow_run
 from prefect.states import Completed, State
 
-from gradesync import progress
-from gradesync.audit import persist, records
+from gradesync.audit import batch, persist, records
 from gradesync.audit.scope_check import require_courses
+from gradesync.audit.validate import merge_results
+from gradesync.budget import lms_slots
 from gradesync.report.env import report_path
 from gradesync.settings import Settings, load_settings
-from tasks.audit_steps import diagnose, load_tool_records, persist_run, reconcile, validate
+from tasks.audit_steps import diagnose, load_tool_records, reconcile, save_batch, validate
 from tasks.extract import extract_platform
 from tasks.publish import alert, publish_report
 
+BATCH_DEPLOYMENT = "audit-batch/audit-batch"
+BATCH_TRIES = 2          # a batch that failed or crashed is run once more (it is idempotent), then failed
+
+
+@flow(name="audit-batch", flow_run_name="audit-batch-{run_id}-{seq}", log_prints=False)
+async def audit_batch(run_id: int, seq: int, platform: str, context_ids: list[str], purpose: str = "nightly",
+                      activities: list[str] | None = None, config: str | None = None) -> dict[str, Any]:
+    """One batch of a run's courses, end to end; writes its results to the database and returns its counts."""
+    settings = load_settings(config)
+    db = settings.database.url
+    plan = batch.BatchPlan(seq, platform, tuple(context_ids))
+    batch_id = batch.start_batch(db, run_id, plan, str(flow_run.get_id() or ""))
+    scope = batch.scope_of_courses(db, settings, platform, list(context_ids), activities)
+    reg = settings.platform(platform)
+    tool = load_tool_records(db, scope)
+    async with lms_slots(reg, "nightly" if purpose == "nightly" else "on-demand",
+                         share=settings.audit.on_demand_reserved_share) as slots:
+        extraction = await extract_platform(reg, scope.courses_of(platform), in_flight=slots)
+    snapshots = {(platform, ctx): snap for ctx, snap in extraction.snapshots.items()}
+    rows = reconcile(tool, snapshots)
+    outcome = validate(rows, snapshots)
+    diagnoses = diagnose(tool, snapshots, {platform: extraction.grant}, rows, outcome)
+    counts = save_batch(db, run_id, batch_id, diagnoses, snapshots,
+                        {platform: {**extraction.request_stats, "slots": slots}}, outcome, activities)
+    return {"seq": seq, "platform": platform, "worker": batch.worker_name(), "slots": slots, **counts}
+
 
 async def audit_story(kind: str, platforms: list[str] | None, courses: list[str] | None,
-                      activities: list[str] | None, alerts: bool, config: str | None) -> dict[str, Any]:
+                      activities: list[str] | None, alerts: bool, config: str | None,
+                      distribute: bool = False) -> dict[str, Any]:
     """One audit run end to end; returns the run's JSON-able outcome (run id, state, counts, report)."""
     log = get_run_logger()
     settings = load_settings(config)
@@ -30,39 +68,80 @@ async def audit_story(kind: str, platforms: list[str] | None, courses: list[str]
     run_id = persist.start_run(db, kind, scope.params, str(flow_run.get_id() or ""))
     log.info("audit run %s: %d course(s) on %d platform(s)", run_id, len(scope.courses), len(scope.platforms))
     try:
-        return await _audit_run(log, settings, db, scope, run_id, alerts)
+        return await _audit_run(log, kind, settings, db, scope, run_id, alerts, config, distribute)
     except BaseException as e:
         persist.fail_run(db, run_id, f"{type(e).__name__}: {e}")   # never leave a run "running"
         raise
 
 
-async def _audit_run(log, settings: Settings, db: str, scope: records.AuditScope, run_id: int,
-                     alerts: bool) -> dict[str, Any]:
+async def _audit_run(log, kind: str, settings: Settings, db: str, scope: records.AuditScope, run_id: int,
+                     alerts: bool, config: str | None, distribute: bool) -> dict[str, Any]:
     """The steps of one started run (audit_story marks the run failed if any of them raises)."""
-    # Extract: platforms in parallel; within a platform, the client's in-flight limit paces requests.
-    progress.start(len(scope.courses), "extracting courses")
-    extractions = await asyncio.gather(*(
-        extract_platform(settings.platform(name), scope.courses_of(name)) for name in scope.platforms))
-    snapshots = {(name, ctx): snap for name, ex in zip(scope.platforms, extractions)
-                 for ctx, snap in ex.snapshots.items()}
-    grants = {name: ex.grant for name, ex in zip(scope.platforms, extractions)}
-    request_stats = {name: ex.request_stats for name, ex in zip(scope.platforms, extractions)}
+    plans = batch.plan_batches(scope, settings.audit.batch_courses)
+    batch.mark_batches_planned(db, run_id, plans)
+    purpose = "nightly" if kind == "nightly" else "on-demand"
+    log.info("audit run %s: %d batch(es), %s", run_id, len(plans),
+             "on the work pool" if distribute else "in this process")
+    by_platform: dict[str, list[batch.BatchPlan]] = {}
+    for p in plans:
+        by_platform.setdefault(p.platform, []).append(p)
+    # One developer key per platform: its batches one after another; platforms side by side.
+    await asyncio.gather(*(_platform_batches(ps, run_id, purpose, scope.activities, config, distribute, db)
+                           for ps in by_platform.values()))
 
-    tool = load_tool_records(db, scope)
-    rows = reconcile(tool, snapshots)
-    outcome = validate(rows, snapshots)
-    diagnoses = diagnose(tool, snapshots, grants, rows, outcome)
-    summary = persist_run(db, run_id, diagnoses, snapshots, request_stats, outcome)
-
+    summary = persist.close_run(db, run_id)
+    validation = merge_results([b.validation or [] for b in batch.batch_rows(db, run_id)])
     # Alerts link to the report and the report shows alert failures: name the file, alert, then render.
     summary.report_path = str(report_path(settings.audit.report_dir, run_id))
     if alerts:
         summary.alert_failures = alert(db, summary, settings)
-    summary.report_path = str(publish_report(db, summary, settings, outcome.results))
+    summary.report_path = str(publish_report(db, summary, settings, validation))
     persist.finish_run(db, run_id, summary)
     log.info("audit run %s %s: %d finding(s), %d new, %d course(s) unverified; report %s", run_id,
              summary.state, len(summary.findings), len(summary.new), len(summary.unverified), summary.report_path)
     return persist.outcome_of(summary)
+
+
+async def _platform_batches(plans: list[batch.BatchPlan], run_id: int, purpose: str,
+                            activities: list[str] | None, config: str | None, distribute: bool, db: str) -> None:
+    for plan in plans:
+        params = dict(run_id=run_id, seq=plan.seq, platform=plan.platform, context_ids=list(plan.context_ids),
+                      purpose=purpose, activities=activities, config=config)
+        error = "not run"
+        for attempt in range(1, BATCH_TRIES + 1):
+            error = await (_on_work_pool(params, attempt) if distribute else _in_process(params))
+            if error is None:
+                break
+            get_run_logger().warning("audit run %s batch %s (%s) try %d failed: %s", run_id, plan.seq,
+                                     plan.platform, attempt, error)
+        if error is not None:
+            batch.fail_batch(db, run_id, plan, error)
+
+
+async def _in_process(params: dict[str, Any]) -> str | None:
+    """Run a batch as a subflow here; None when it completed, else why not."""
+    try:
+        await audit_batch(**params)
+        return None
+    except Exception as e:                # the batch's courses become unverified, never false findings
+        return f"{type(e).__name__}: {e}"[:500]
+
+
+async def _on_work_pool(params: dict[str, Any], attempt: int) -> str | None:
+    """Run a batch as a run of the audit-batch deployment (any worker of the pool) and wait for it.
+    The idempotency key makes a re-submitted parent reuse the batch's run instead of starting another."""
+    from prefect.deployments import run_deployment
+
+    key = f"{flow_run.get_id()}:{params['seq']}:{attempt}"
+    try:
+        run = await run_deployment(BATCH_DEPLOYMENT, parameters=params, idempotency_key=key, timeout=None)
+    except Exception as e:
+        return f"could not start on the work pool: {type(e).__name__}: {e}"[:500]
+    state = run.state
+    if state is not None and state.is_completed():
+        return None
+    return f"batch flow run {run.id} ended {state.name if state else 'without a state'}: " \
+           f"{(state.message or '') if state else ''}"[:500]
 
 
 def final_state(outcome: dict[str, Any]) -> dict[str, Any] | State:
@@ -78,15 +157,18 @@ def final_state(outcome: dict[str, Any]) -> dict[str, Any] | State:
 async def course_audit(platforms: list[str] | None = None, courses: list[str] | None = None,
                        activities: list[str] | None = None, alerts: bool = True,
                        config: str | None = None) -> dict[str, Any] | State:
-    """On-demand audit of some platforms / courses / activities (all when no filter)."""
+    """On-demand audit of some platforms / courses / activities (all when no filter), in this process."""
     return final_state(await audit_story("course-audit", platforms, courses, activities, alerts, config))
 
 
 @flow(name="nightly-audit", log_prints=False)
-async def nightly_audit(alerts: bool = True, resync: bool | None = None,
-                        config: str | None = None) -> dict[str, Any] | State:
-    """Every platform, every linked course; then the resync of pending tasks when enabled."""
-    outcome = await audit_story("nightly", None, None, None, alerts, config)
+async def nightly_audit(alerts: bool = True, resync: bool | None = None, config: str | None = None,
+                        distribute: bool | None = None) -> dict[str, Any] | State:
+    """Every platform, every linked course; then the resync of pending tasks when enabled.
+    distribute: batches on the work pool (default: when this run was started from its deployment)."""
+    if distribute is None:
+        distribute = deployment.id is not None
+    outcome = await audit_story("nightly", None, None, None, alerts, config, distribute=distribute)
     settings = load_settings(config)
     if resync if resync is not None else settings.audit.resync_after_audit:
         from flows.resync import resync_pending

@@ -4,12 +4,11 @@ from __future__ import annotations
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from gradesync.audit import persist, records
-from gradesync.audit.validate import ValidationOutcome, check_agreement, gaps_by_course, validate_run
+from gradesync.audit import batch, records
+from gradesync.audit.validate import ValidationOutcome, gaps_by_course, trim_results, validate_run
 from gradesync.diagnosis.course import CourseDiagnosis, diagnose_course
 from gradesync.diagnosis.expected import ExpectedGrade, expected_grades
 from gradesync.diagnosis.inputs import CourseSnapshot, ScoreGrant
-from gradesync.findings import RunSummary
 
 TASK = dict(cache_policy=NO_CACHE)
 
@@ -43,18 +42,17 @@ def validate(rows: dict[tuple[str, str], list[ExpectedGrade]],
 def diagnose(tool: records.ToolRecords, snapshots: dict[tuple[str, str], CourseSnapshot],
              grants: dict[str, ScoreGrant], rows: dict[tuple[str, str], list[ExpectedGrade]],
              outcome: ValidationOutcome) -> list[CourseDiagnosis]:
+    """Why each gap is a gap. What a gap is, completion_sync's unexpected rows say (outcome.gaps)."""
     flat = [g for course_rows in rows.values() for g in course_rows]
     gaps = gaps_by_course(flat, outcome.gaps)
-    out = []
-    for key, course in tool.courses.items():
-        out.append(diagnose_course(tool.platforms[key[0]], course, snapshots[key], grants[key[0]],
-                                   gaps=gaps.get(key, set()), rows=rows.get(key)))
-    check_agreement([d for d in out if (d.status.platform, d.status.context_id) in rows], gaps)
-    return out
+    return [diagnose_course(tool.platforms[key[0]], course, snapshots[key], grants[key[0]],
+                            gaps=gaps.get(key, set()), rows=rows.get(key))
+            for key, course in tool.courses.items()]
 
 
-@task(name="persist-run", **TASK)
-def persist_run(database_url: str, run_id: int, diagnoses: list[CourseDiagnosis],
-                snapshots: dict[tuple[str, str], CourseSnapshot], request_stats: dict,
-                outcome: ValidationOutcome) -> RunSummary:
-    return persist.save_run(database_url, run_id, diagnoses, snapshots, request_stats, outcome.warnings)
+@task(name="save-batch", **TASK)
+def save_batch(database_url: str, run_id: int, batch_id: int, diagnoses: list[CourseDiagnosis],
+               snapshots: dict[tuple[str, str], CourseSnapshot], request_stats: dict,
+               outcome: ValidationOutcome, activities: list[str] | None) -> dict:
+    return batch.save_batch(database_url, run_id, batch_id, diagnoses, snapshots, request_stats,
+                            trim_results(outcome.results), outcome.warnings, set(activities) if activities else None)

@@ -11,9 +11,7 @@ from dataclasses import dataclass, field
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
-from prefect.concurrency.asyncio import concurrency
 
-from gradesync import progress
 from gradesync.audit.extract import extract_course, failed_snapshot
 from gradesync.diagnosis.inputs import CourseSnapshot, ScoreGrant
 from lti_client import LtiClient, LtiError
@@ -33,9 +31,11 @@ def _transient(task, task_run, state) -> bool:
 @task(name="extract-course", task_run_name="extract-{platform}-{context_id}", retries=2,
       retry_delay_seconds=[1, 3], retry_jitter_factor=0.5, retry_condition_fn=_transient, cache_policy=NO_CACHE)
 async def extract_course_task(client: LtiClient, platform: str, context_id: str, lineitems_url: str,
-                              memberships_url: str) -> CourseSnapshot:
+                              memberships_url: str, wanted=None) -> CourseSnapshot:
     try:
-        return await extract_course(client, lineitems_url, memberships_url)
+        if wanted is None:
+            return await extract_course(client, lineitems_url, memberships_url)
+        return await extract_course(client, lineitems_url, memberships_url, wanted=wanted)
     except LtiError as e:
         if e.info.kind in RETRYABLE:
             raise            # the task's retries may fix it
@@ -56,67 +56,37 @@ class PlatformExtraction:
     request_stats: dict = field(default_factory=dict)
 
 
-async def extract_platform(registration: PlatformRegistration, courses: list[tuple[str, str, str]],
-                           *, guard: bool = True) -> PlatformExtraction:
-    """Grant check + every course of one platform, concurrently within the client's in-flight limit.
-    courses: (context_id, lineitems_url, memberships_url). A Prefect concurrency slot per platform is a
-    cross-process guard so parallel flow runs share one LMS budget (coarse: stack-notes A.2)."""
-    async with _platform_slot(registration.name, guard):
-        async with LtiClient(registration) as client:
-            try:
-                grant = await score_grant_task(client, registration.name)
-            except LtiError as e:
-                grant = ScoreGrant.from_error(e.info)
-            try:
-                await client.read_grant()
-            except LtiError as e:
-                # No read token: nothing of this platform can be audited.
-                failed = failed_snapshot(e)
-                for ctx, _, _ in courses:
-                    progress.advance(f"{registration.name}/{ctx}")
-                return PlatformExtraction(grant, {ctx: failed for ctx, _, _ in courses}, _stats(client))
+async def extract_platform(registration: PlatformRegistration, courses: list[tuple[str, str, str]], *,
+                           in_flight: int | None = None, wanted: dict | None = None) -> PlatformExtraction:
+    """Grant check + every course of one platform, concurrently within the client's in-flight limit
+    (`in_flight`: the slots of the key's budget the caller holds, gradesync/budget.py).
+    courses: (context_id, lineitems_url, memberships_url); wanted: context_id → which line items'
+    results to read (gradesync/audit/extract.py; absent = all)."""
+    async with LtiClient(registration, in_flight=in_flight) as client:
+        try:
+            grant = await score_grant_task(client, registration.name)
+        except LtiError as e:
+            grant = ScoreGrant.from_error(e.info)
+        try:
+            await client.read_grant()
+        except LtiError as e:
+            # No read token: nothing of this platform can be audited.
+            failed = failed_snapshot(e)
+            return PlatformExtraction(grant, {ctx: failed for ctx, _, _ in courses}, _stats(client))
 
-            async def one(ctx: str, li_url: str, m_url: str) -> tuple[str, CourseSnapshot]:
-                try:
-                    snap = await extract_course_task(client, registration.name, ctx, li_url, m_url)
-                except Exception as e:   # after the task's retries: the course is unverified
-                    snap = failed_snapshot(e)
-                progress.advance(f"{registration.name}/{ctx}")
-                return ctx, snap
+        async def one(ctx: str, li_url: str, m_url: str) -> tuple[str, CourseSnapshot]:
+            try:
+                snap = await extract_course_task(client, registration.name, ctx, li_url, m_url,
+                                                 (wanted or {}).get(ctx))
+            except Exception as e:   # after the task's retries: the course is unverified
+                snap = failed_snapshot(e)
+            return ctx, snap
 
-            pairs = await asyncio.gather(*(one(*c) for c in courses))
-            return PlatformExtraction(grant, dict(pairs), _stats(client))
+        pairs = await asyncio.gather(*(one(*c) for c in courses))
+        return PlatformExtraction(grant, dict(pairs), _stats(client))
 
 
 def _stats(client: LtiClient) -> dict:
     s = client.stats
     return {"requests": dict(s.requests), "total": s.total, "retries": s.retries,
             "throttled": s.throttled, "throttle_wait_s": round(s.throttle_wait_s, 3)}
-
-
-class _platform_slot:
-    """async context: hold the platform's global concurrency slot when a Prefect API is reachable."""
-
-    def __init__(self, platform: str, enabled: bool):
-        self.name = f"lms-{platform.lower()}"
-        self.enabled = enabled
-        self._cm = None
-
-    async def __aenter__(self):
-        if self.enabled:
-            from prefect.client.orchestration import get_client
-            async with get_client() as c:
-                try:
-                    await c.read_global_concurrency_limit_by_name(self.name)
-                except Exception:
-                    await c.upsert_global_concurrency_limit_by_name(self.name, limit=1)
-            self._cm = concurrency(self.name, occupy=1, timeout_seconds=3600, strict=True)
-            await self._cm.__aenter__()
-        return self
-
-    async def __aexit__(self, *exc):
-        if self._cm is not None:
-            await self._cm.__aexit__(*exc)
-        return False
-
-

@@ -1,17 +1,15 @@
-"""Storing an audit run: the run row, course statuses, LMS snapshots, findings; and reading the
-previous run back to tell new / still open / resolved findings."""
+"""An audit run's row: started, closed (state and counts from its batches: gradesync/audit/batch.py),
+failed; and the run read back as a RunSummary with new / still open / resolved findings."""
 from __future__ import annotations
 
 from collections import Counter
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, insert
+from sqlalchemy import func
 from sqlmodel import select
 
 import models as m
-from gradesync.diagnosis.course import CourseDiagnosis
-from gradesync.diagnosis.inputs import CourseSnapshot
 from gradesync.findings import CourseStatus, DataQualityWarning, Finding, RunSummary
 
 HISTORY_RUNS = 30
@@ -31,73 +29,53 @@ def start_run(database_url: str, kind: str, params: dict[str, Any], flow_run_id:
         return run.id
 
 
-def _snapshot_rows(run_id: int, key: tuple[str, str], snap: CourseSnapshot):
-    platform, ctx = key
-    items = [dict(run_id=run_id, platform=platform, context_id=ctx, line_item_id=li.id, label=li.label,
-                  score_maximum=li.score_maximum, resource_link_id=li.resource_link_id, resource_id=li.resource_id,
-                  tag=li.tag, start_date_time=li.start_date_time, end_date_time=li.end_date_time)
-             for li in snap.line_items]
-    results = [dict(run_id=run_id, platform=platform, context_id=ctx, line_item_id=item_id, user_id=r.user_id,
-                    result_score=r.result_score, result_maximum=r.result_maximum, scoring_user_id=r.scoring_user_id,
-                    comment=r.comment, timestamp=r.timestamp)
-               for item_id, rs in snap.results.items() for r in rs]
-    members = [dict(run_id=run_id, platform=platform, context_id=ctx, user_id=mb.user_id, roles=list(mb.roles),
-                    status=mb.status, name=mb.name, email=mb.email) for mb in snap.members]
-    return items, results, members
-
-
-def _finding_row(run_id: int, f: Finding) -> dict[str, Any]:
-    return dict(run_id=run_id, identity=f.identity, category=m.FindingCategory(f.category), level=f.level,
-                platform=f.platform, context_id=f.context_id, resource_link_id=f.resource_link_id,
-                activity_id=f.activity_id, line_item_id=f.line_item_id, account_id=f.account_id,
-                lms_user_id=f.lms_user_id, tool_score=f.tool_score, tool_maximum=f.tool_maximum,
-                lms_score=f.lms_score, lms_maximum=f.lms_maximum, evidence=f.evidence, action=f.action)
-
-
-def save_run(database_url: str, run_id: int, diagnoses: list[CourseDiagnosis],
-             snapshots: dict[tuple[str, str], CourseSnapshot], request_stats: dict[str, Any],
-             warnings: list[DataQualityWarning]) -> RunSummary:
-    """Persist everything the run saw and concluded; queue resync tasks; return the run's summary."""
-    from gradesync.resync.queue import queue_from_findings
-
-    engine = m.make_engine(database_url)
-    findings = [f for d in diagnoses for f in d.findings]
-    with m.session_scope(engine) as s:
-        if diagnoses:
-            s.execute(insert(m.CourseAudit), [dict(run_id=run_id, platform=d.status.platform,
-                                                   context_id=d.status.context_id, status=d.status.status,
-                                                   reason=d.status.reason) for d in diagnoses])
-        items, results, members = [], [], []
-        for key, snap in snapshots.items():
-            if snap.error is None:
-                a, b, c = _snapshot_rows(run_id, key, snap)
-                items += a
-                results += b
-                members += c
-        for model, rows in ((m.LmsLineItem, items), (m.LmsResult, results), (m.LmsMember, members)):
-            for i in range(0, len(rows), 20_000):
-                s.execute(insert(model), rows[i:i + 20_000])
-        finding_rows = [_finding_row(run_id, f) for f in findings]
-        for i in range(0, len(finding_rows), 20_000):
-            s.execute(insert(m.Finding), finding_rows[i:i + 20_000])
-        s.flush()
-        stored = list(s.exec(select(m.Finding).where(m.Finding.run_id == run_id)))
+def close_run(database_url: str, run_id: int) -> RunSummary:
+    """After every batch: the run's state and counts from its batches and course statuses, and the
+    run as a RunSummary (new / resolved against each course's previous audit)."""
+    with m.session_scope(m.make_engine(database_url)) as s:
         run = s.get(m.AuditRun, run_id)
-        queue_from_findings(s, run_id, stored, activities=run_activities(run))
-
-        unverified = sum(1 for d in diagnoses if d.status.status == "unverified")
-        run.state = "partial" if unverified else "completed"
-        run.request_stats = request_stats
-        run.counts = {"courses": len(diagnoses), "unverified": unverified, "findings": len(findings),
-                      "by_category": dict(Counter(f.category for f in findings)),
-                      "expected_grades": sum(d.expected_count for d in diagnoses),
-                      "present_grades": sum(d.present_count for d in diagnoses),
-                      "data_quality_warnings": len(warnings)}
+        batches = list(s.exec(select(m.AuditBatch).where(m.AuditBatch.run_id == run_id)))
+        statuses = dict(s.exec(select(m.CourseAudit.status, func.count()).where(m.CourseAudit.run_id == run_id)
+                               .group_by(m.CourseAudit.status)).all())
+        by_category = {(k.value if hasattr(k, "value") else str(k)): n for k, n in s.exec(
+            select(m.Finding.category, func.count()).where(m.Finding.run_id == run_id)
+            .group_by(m.Finding.category)).all()}
+        expected, present = s.exec(select(func.coalesce(func.sum(m.CourseAudit.expected_count), 0),
+                                          func.coalesce(func.sum(m.CourseAudit.present_count), 0))
+                                   .where(m.CourseAudit.run_id == run_id)).one()
+        warnings = [DataQualityWarning(**w) for b in batches for w in (b.warnings or [])]
+        unverified = statuses.get("unverified", 0)
+        failed_batches = sum(1 for b in batches if b.state != "completed")
+        run.state = "partial" if unverified or failed_batches else "completed"
+        run.request_stats = merge_request_stats([b.request_stats or {} for b in batches])
+        run.counts = {**(run.counts or {}), "courses": sum(statuses.values()), "unverified": unverified,
+                      "findings": sum(by_category.values()), "by_category": by_category,
+                      "expected_grades": int(expected), "present_grades": int(present),
+                      "data_quality_warnings": len(warnings), "batches": len(batches),
+                      "failed_batches": failed_batches,
+                      "batch_peak_rss_mb": max((b.peak_rss_mb or 0 for b in batches), default=0)}
+        per_course = list(s.exec(select(m.CourseAudit.platform, m.CourseAudit.context_id, m.CourseAudit.expected_count,
+                                        m.CourseAudit.present_count).where(m.CourseAudit.run_id == run_id)))
     summary = load_summary(database_url, run_id)
     summary.dq_warnings = warnings
-    summary.expected_grades = {(d.status.platform, d.status.context_id): d.expected_count for d in diagnoses}
-    summary.present_grades = {(d.status.platform, d.status.context_id): d.present_count for d in diagnoses}
+    summary.expected_grades = {(p, c): e or 0 for p, c, e, _ in per_course}
+    summary.present_grades = {(p, c): n or 0 for p, c, _, n in per_course}
     return summary
+
+
+def merge_request_stats(parts: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per-platform request counters of several batches, added up."""
+    out: dict[str, dict[str, Any]] = {}
+    for part in parts:
+        for platform, stats in part.items():
+            acc = out.setdefault(platform, {"requests": {}, "total": 0, "retries": 0, "throttled": 0,
+                                            "throttle_wait_s": 0.0})
+            for kind, n in (stats.get("requests") or {}).items():
+                acc["requests"][kind] = acc["requests"].get(kind, 0) + n
+            for k in ("total", "retries", "throttled"):
+                acc[k] += int(stats.get(k) or 0)
+            acc["throttle_wait_s"] = round(acc["throttle_wait_s"] + float(stats.get("throttle_wait_s") or 0), 3)
+    return out
 
 
 def _as_finding(row: m.Finding) -> Finding:

@@ -14,7 +14,6 @@ from typing import Any
 
 import pandas as pd
 
-from gradesync.diagnosis.course import CourseDiagnosis
 from gradesync.diagnosis.expected import ExpectedGrade
 from gradesync.diagnosis.inputs import CourseSnapshot
 from gradesync.findings import DataQualityWarning
@@ -173,12 +172,89 @@ def gaps_by_course(rows: list[ExpectedGrade], gap_ids: set[int]) -> dict[tuple[s
     return out
 
 
-def check_agreement(diagnoses: list[CourseDiagnosis], gaps: dict[tuple[str, str], set[tuple[str, str]]]) -> None:
-    """GX and the in-sync rule must agree row for row; a disagreement is a bug, never silently a finding."""
-    for d in diagnoses:
-        key = (d.status.platform, d.status.context_id)
-        mine = {(g.line_item_id, g.lms_user_id) for g in d.expected if not g.in_sync}
-        theirs = gaps.get(key, set())
-        if mine != theirs:
-            raise AssertionError(f"completion_sync and the in-sync rule disagree for {key}: "
-                                 f"{sorted(mine ^ theirs)[:5]}")
+TRIM_ROWS = 50     # unexpected rows kept per expectation per batch (the validation page shows 20)
+
+
+def trim_results(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A batch's GX result dicts with each expectation's unexpected lists cut to TRIM_ROWS (stored with
+    the batch: bounded, whatever the batch's size)."""
+    out = []
+    for d in results:
+        d = dict(d)
+        d["results"] = [_trim_one(r) for r in d.get("results") or []]
+        out.append(d)
+    return out
+
+
+def _trim_one(r: dict[str, Any]) -> dict[str, Any]:
+    r = dict(r)
+    res = dict(r.get("result") or {})
+    for k in ("unexpected_index_list", "partial_unexpected_list", "unexpected_list",
+              "partial_unexpected_index_list", "partial_unexpected_counts"):
+        if isinstance(res.get(k), list):
+            res[k] = res[k][:TRIM_ROWS]
+    res.pop("unexpected_index_query", None)
+    r["result"] = res
+    return r
+
+
+def merge_results(batches: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """The run's validation results: each suite's results over all batches as one suite result
+    (counts added up, samples concatenated, success only when every batch succeeded)."""
+    merged: dict[str, dict[str, Any]] = {}
+    for results in batches:
+        for d in results:
+            name = d.get("suite_name") or "?"
+            cur = merged.get(name)
+            if cur is None:
+                merged[name] = _copy_suite(d)
+                continue
+            cur["success"] = bool(cur.get("success")) and bool(d.get("success"))
+            cur.setdefault("meta", {})["rows"] = (cur["meta"].get("rows") or 0) + ((d.get("meta") or {}).get("rows") or 0)
+            by_key = {_expectation_key(r): r for r in cur["results"]}
+            for r in d.get("results") or []:
+                mine = by_key.get(_expectation_key(r))
+                if mine is None:
+                    cur["results"].append(_trim_one(r))
+                    by_key[_expectation_key(r)] = cur["results"][-1]
+                else:
+                    _add_result(mine, r)
+            cur["statistics"] = _statistics(cur["results"])
+    return list(merged.values())
+
+
+def _copy_suite(d: dict[str, Any]) -> dict[str, Any]:
+    out = dict(d)
+    out["results"] = [_trim_one(r) for r in d.get("results") or []]
+    out["meta"] = dict(d.get("meta") or {})
+    return out
+
+
+def _expectation_key(r: dict[str, Any]) -> str:
+    cfg = r.get("expectation_config") or {}
+    kwargs = {k: v for k, v in (cfg.get("kwargs") or {}).items() if k != "batch_id"}
+    return json.dumps([cfg.get("type"), kwargs], sort_keys=True, default=str)
+
+
+def _add_result(mine: dict[str, Any], other: dict[str, Any]) -> None:
+    mine["success"] = bool(mine.get("success")) and bool(other.get("success"))
+    a, b = mine.setdefault("result", {}), other.get("result") or {}
+    for k in ("element_count", "unexpected_count", "missing_count"):
+        if isinstance(a.get(k), (int, float)) or isinstance(b.get(k), (int, float)):
+            a[k] = (a.get(k) or 0) + (b.get(k) or 0)
+    if a.get("element_count"):
+        a["unexpected_percent"] = 100.0 * (a.get("unexpected_count") or 0) / a["element_count"]
+    for k in ("unexpected_index_list", "partial_unexpected_list"):
+        if isinstance(b.get(k), list):
+            a[k] = ((a.get(k) or []) + b[k])[:TRIM_ROWS]
+    if a.get("observed_value") is None and b.get("observed_value") is not None:
+        a["observed_value"] = b["observed_value"]
+    if (other.get("exception_info") or {}).get("raised_exception"):
+        mine["exception_info"] = other["exception_info"]
+
+
+def _statistics(results: list[dict[str, Any]]) -> dict[str, Any]:
+    ok = sum(1 for r in results if r.get("success"))
+    n = len(results)
+    return {"evaluated_expectations": n, "successful_expectations": ok, "unsuccessful_expectations": n - ok,
+            "success_percent": 100.0 * ok / n if n else 100.0}

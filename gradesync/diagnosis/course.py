@@ -45,11 +45,11 @@ def _finding(category: str, course: CourseRecords, **kw) -> Finding:
 
 
 def diagnose_course(rec: PlatformRecords, course: CourseRecords, snap: CourseSnapshot, grant: ScoreGrant,
-                    gaps: set[tuple[str, str]] | None = None,
-                    rows: list[ExpectedGrade] | None = None) -> CourseDiagnosis:
+                    gaps: set[tuple[str, str]], rows: list[ExpectedGrade] | None = None) -> CourseDiagnosis:
     """All findings of one course. `gaps` = (line_item_id, lms_user_id) of the expected grades that
-    failed validation (the GX completion_sync suite); None ⇒ decide in-sync here. `rows` = the
-    course's expected grades when already computed."""
+    failed validation: the Great Expectations completion_sync suite decides what a gap is (its
+    unexpected rows, gradesync/audit/validate.py); the diagnosis only says why. `rows` = the course's
+    expected grades when already computed (the frame the suite validated)."""
     c = course.course
     if grant.credentials_rejected:
         # The platform refused the tool's key / client / clock: nothing about this course is known.
@@ -87,8 +87,7 @@ def diagnose_course(rec: PlatformRecords, course: CourseRecords, snap: CourseSna
     for g in rows:
         if g.resource_link_id in blocked_links and g.resource_link_id not in inactive:
             continue
-        gap = (g.line_item_id, g.lms_user_id) in gaps if gaps is not None else not g.in_sync
-        if not gap:
+        if (g.line_item_id, g.lms_user_id) not in gaps:
             continue
         category, evidence = classify_gap(rec, course, g, roster.get(g.lms_user_id), items.get(g.line_item_id),
                                           cell_passbacks(course.passbacks, g.resource_link_id, g.line_item_id,

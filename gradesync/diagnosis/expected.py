@@ -37,10 +37,6 @@ class ExpectedGrade:
             return None
         return r.result_score / (r.result_maximum or 1.0)
 
-    @property
-    def in_sync(self) -> bool:
-        lms = self.lms_norm
-        return lms is not None and abs(lms - self.tool_norm) <= TOLERANCE
 
 
 @dataclass(frozen=True)

@@ -91,12 +91,21 @@ def completed_at_of(finding: m.Finding, completions: dict[tuple[str, str], datet
     return completions.get((finding.account_id or "", finding.activity_id or ""))
 
 
-def _open_tasks(session: Session, platforms: set[str]) -> dict[Key, m.ResyncTask]:
+def _open_tasks(session: Session, platforms: set[str],
+                courses: set[tuple[str, str]] | None = None) -> dict[Key, m.ResyncTask]:
     if not platforms:
         return {}
-    rows = session.exec(select(m.ResyncTask).where(
-        m.ResyncTask.platform.in_(sorted(platforms)),
-        m.ResyncTask.state.in_(list(m.OPEN_RESYNC_STATES)))).all()
+    q = select(m.ResyncTask).where(m.ResyncTask.platform.in_(sorted(platforms)),
+                                   m.ResyncTask.state.in_(list(m.OPEN_RESYNC_STATES)))
+    if courses is None:
+        rows = session.exec(q).all()
+    else:   # a batch reads the open tasks of its own courses only
+        rows = []
+        for p in sorted({p for p, _ in courses}):
+            ctxs = sorted(c for q_p, c in courses if q_p == p)
+            for i in range(0, len(ctxs), 2_000):
+                rows += session.exec(q.where(m.ResyncTask.platform == p,
+                                             m.ResyncTask.context_id.in_(ctxs[i:i + 2_000]))).all()
     return {(t.platform, t.line_item_id, t.lms_user_id): t for t in rows}
 
 
@@ -183,19 +192,22 @@ def refused_evidence(task: m.ResyncTask) -> dict[str, Any]:
 
 
 def queue_from_findings(session: Session, run_id: int, findings: list[m.Finding],
-                        activities: set[str] | None = None) -> QueueCounts:
+                        activities: set[str] | None = None,
+                        courses: set[tuple[str, str]] | None = None) -> QueueCounts:
     """Create, update or cancel resync tasks from one audit run's stored findings (see module doc).
     `activities`: the run was narrowed to these (`audit --activity`): tasks of other activities are
     outside its scope and never cancelled by it. Runs inside the caller's session and transaction;
-    flushes but does not commit."""
+    flushes but does not commit. `courses`: only these courses of the run (one audit batch's)."""
     counts = QueueCounts()
     now = m.utcnow()
     blocked_items = _blocked_items(findings)
     queued = [f for f in findings if f.category.value in QUEUED_CATEGORIES] + _blocked_gap_rows(findings)
     completions = _completion_times(session, queued)
     audited = _audited_courses(session, run_id)
+    if courses is not None:
+        audited &= courses
     platforms = {f.platform for f in findings} | {p for p, _ in audited}
-    open_tasks = _open_tasks(session, platforms)
+    open_tasks = _open_tasks(session, platforms, courses)
     refused = _refused_sends(session, platforms)
     seen: set[Key] = set()
 
