@@ -111,6 +111,7 @@ def build_app(state: LmsState, runtime: Runtime | None = None) -> FastAPI:
             rt.counters.requests[(reg.name, "throttled")] += 1
             return profile.throttled()
         rt.in_flight[reg.name] += 1
+        rt.counters.in_flight_now(reg.name, rt.in_flight[reg.name])
         arrived = time.perf_counter()
         try:
             dice = rt.dice(reg)

@@ -53,6 +53,14 @@ class Counters:
     """
     requests: Counter = field(default_factory=Counter)
     score_posts: Counter = field(default_factory=Counter)
+    # Most requests of one registration (one developer key) ever in flight at once: a shared budget
+    # across workers is kept when this never exceeds the key's limit.
+    peak_in_flight: Counter = field(default_factory=Counter)
+
+    def in_flight_now(self, registration: str, n: int) -> None:
+        """Record that `n` requests of `registration` are in flight (keeps the peak)."""
+        if n > self.peak_in_flight[registration]:
+            self.peak_in_flight[registration] = n
 
     def get(self, registration: str, kind: str) -> int:
         """Requests of `kind` received for `registration` (0 if none)."""
@@ -71,12 +79,14 @@ class Counters:
         return {
             "requests": {f"{r}/{k}": n for (r, k), n in sorted(self.requests.items())},
             "score_posts": {"/".join(map(str, key)): n for key, n in sorted(self.score_posts.items())},
+            "peak_in_flight": dict(sorted(self.peak_in_flight.items())),
         }
 
     def reset(self) -> None:
         """Forget all counts."""
         self.requests.clear()
         self.score_posts.clear()
+        self.peak_in_flight.clear()
 
 
 class Runtime:

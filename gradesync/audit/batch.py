@@ -69,7 +69,9 @@ def scope_of_courses(database_url: str, settings, platform: str, context_ids: li
 
 
 def worker_name() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
+    """Who ran a batch: GRADESYNC_WORKER_NAME when the worker sets it (its flow-run processes inherit
+    it), else host:pid of the process."""
+    return os.environ.get("GRADESYNC_WORKER_NAME") or f"{socket.gethostname()}:{os.getpid()}"
 
 
 def peak_rss_mb() -> float:
