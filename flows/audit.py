@@ -31,6 +31,7 @@ from tasks.publish import alert, publish_report
 
 BATCH_DEPLOYMENT = "audit-batch/audit-batch"
 BATCH_TRIES = 2          # a batch that failed or crashed is run once more (it is idempotent), then failed
+BATCH_TIMEOUT_S = 4 * 3600.0   # a batch on the work pool that no worker finished by then is cancelled
 
 
 @flow(name="audit-batch", flow_run_name="audit-batch-{run_id}-{seq}", log_prints=False)
@@ -134,14 +135,38 @@ async def _on_work_pool(params: dict[str, Any], attempt: int) -> str | None:
 
     key = f"{flow_run.get_id()}:{params['seq']}:{attempt}"
     try:
-        run = await run_deployment(BATCH_DEPLOYMENT, parameters=params, idempotency_key=key, timeout=None)
+        run = await run_deployment(BATCH_DEPLOYMENT, parameters=params, idempotency_key=key,
+                                   timeout=BATCH_TIMEOUT_S)
     except Exception as e:
         return f"could not start on the work pool: {type(e).__name__}: {e}"[:500]
     state = run.state
     if state is not None and state.is_completed():
         return None
-    return f"batch flow run {run.id} ended {state.name if state else 'without a state'}: " \
-           f"{(state.message or '') if state else ''}"[:500]
+    if state is None or not state.is_final():
+        # No worker finished it in time: cancel it, so a late run cannot write after the retry.
+        await _cancel(run.id)
+        return f"batch flow run {run.id} did not finish within {BATCH_TIMEOUT_S / 3600:g} h (no worker took it?)"
+    return f"batch flow run {run.id} ended {state.name}: {state.message or ''}"[:500]
+
+
+async def _cancel(flow_run_id) -> None:
+    from prefect.client.orchestration import get_client
+    from prefect.states import Cancelled
+
+    async with get_client() as c:
+        await c.set_flow_run_state(flow_run_id, Cancelled(message="gradesync: batch timed out"), force=True)
+
+
+async def _on_work_pool_now() -> bool:
+    """True when this flow run was started from a deployment on a work pool (then its batches can go to
+    the pool too); a run served by `gradesync serve`, or called directly, runs its batches here."""
+    if deployment.id is None:
+        return False
+    from prefect.client.orchestration import get_client
+
+    async with get_client() as c:
+        run = await c.read_flow_run(flow_run.get_id())
+    return bool(run.work_pool_name)
 
 
 def final_state(outcome: dict[str, Any]) -> dict[str, Any] | State:
@@ -165,9 +190,9 @@ async def course_audit(platforms: list[str] | None = None, courses: list[str] | 
 async def nightly_audit(alerts: bool = True, resync: bool | None = None, config: str | None = None,
                         distribute: bool | None = None) -> dict[str, Any] | State:
     """Every platform, every linked course; then the resync of pending tasks when enabled.
-    distribute: batches on the work pool (default: when this run was started from its deployment)."""
+    distribute: batches on the work pool (default: when this run itself runs on the work pool)."""
     if distribute is None:
-        distribute = deployment.id is not None
+        distribute = await _on_work_pool_now()
     outcome = await audit_story("nightly", None, None, None, alerts, config, distribute=distribute)
     settings = load_settings(config)
     if resync if resync is not None else settings.audit.resync_after_audit:

@@ -13,7 +13,7 @@ from pipeline.pipeline_helpers import BIN, REPO
 pytestmark = pytest.mark.slow
 
 
-def test_prefect_deploy_all_registers_three_deployments(prefect_env):
+def test_prefect_deploy_all_registers_the_deployments(prefect_env):
     run = lambda *args: subprocess.run([str(BIN / "prefect"), *args], env=prefect_env, cwd=REPO,  # noqa: E731
                                        capture_output=True, text=True, timeout=300)
     pool = run("work-pool", "create", "gradesync-process", "--type", "process")
@@ -41,7 +41,8 @@ def test_prefect_deploy_all_registers_three_deployments(prefect_env):
             os.environ.pop("PREFECT_API_URL", None)
         else:
             os.environ["PREFECT_API_URL"] = old
-    assert {"nightly-audit", "course-audit", "resync"} <= set(deployments)
+    assert {"nightly-audit", "audit-batch", "course-audit", "resync"} <= set(deployments)
+    assert deployments["audit-batch"].schedules == [] and deployments["audit-batch"].work_pool_name == "gradesync-process"
     nightly = deployments["nightly-audit"]
     assert nightly.work_pool_name == "gradesync-process"
     schedule = nightly.schedules[0].schedule
