@@ -44,16 +44,23 @@ async def audit_batch(run_id: int, seq: int, platform: str, context_ids: list[st
     batch_id = batch.start_batch(db, run_id, plan, str(flow_run.get_id() or ""))
     scope = batch.scope_of_courses(db, settings, platform, list(context_ids), activities)
     reg = settings.platform(platform)
+    clock = batch.StepClock()
     tool = load_tool_records(db, scope)
+    clock.lap("load")
     async with lms_slots(reg, "nightly" if purpose == "nightly" else "on-demand",
                          share=settings.audit.on_demand_reserved_share) as slots:
+        clock.lap("wait_budget")
         extraction = await extract_platform(reg, scope.courses_of(platform), in_flight=slots)
+        clock.lap("extract")
     snapshots = {(platform, ctx): snap for ctx, snap in extraction.snapshots.items()}
     rows = reconcile(tool, snapshots)
     outcome = validate(rows, snapshots)
+    clock.lap("validate")
     diagnoses = diagnose(tool, snapshots, {platform: extraction.grant}, rows, outcome)
+    clock.lap("diagnose")
     counts = save_batch(db, run_id, batch_id, diagnoses, snapshots,
-                        {platform: {**extraction.request_stats, "slots": slots}}, outcome, activities)
+                        {platform: {**extraction.request_stats, "slots": slots}}, outcome, activities,
+                        clock.seconds)
     return {"seq": seq, "platform": platform, "worker": batch.worker_name(), "slots": slots, **counts}
 
 

@@ -53,6 +53,7 @@ def diagnose(tool: records.ToolRecords, snapshots: dict[tuple[str, str], CourseS
 @task(name="save-batch", **TASK)
 def save_batch(database_url: str, run_id: int, batch_id: int, diagnoses: list[CourseDiagnosis],
                snapshots: dict[tuple[str, str], CourseSnapshot], request_stats: dict,
-               outcome: ValidationOutcome, activities: list[str] | None) -> dict:
+               outcome: ValidationOutcome, activities: list[str] | None, timings: dict[str, float]) -> dict:
     return batch.save_batch(database_url, run_id, batch_id, diagnoses, snapshots, request_stats,
-                            trim_results(outcome.results), outcome.warnings, set(activities) if activities else None)
+                            trim_results(outcome.results), outcome.warnings, set(activities) if activities else None,
+                            timings)

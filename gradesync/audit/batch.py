@@ -11,6 +11,7 @@ import os
 import resource
 import socket
 import sys
+import time
 from collections import Counter
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -25,6 +26,19 @@ from gradesync.diagnosis.inputs import CourseSnapshot
 from gradesync.findings import DataQualityWarning, Finding
 
 ROWS_PER_STATEMENT = 20_000
+
+
+class StepClock:
+    """Seconds spent per step of a batch (stored with the batch: where a night's time goes)."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self._last = time.perf_counter()
+
+    def lap(self, step: str) -> None:
+        now = time.perf_counter()
+        self.seconds[step] = round(self.seconds.get(step, 0.0) + now - self._last, 3)
+        self._last = now
 
 
 @dataclass(frozen=True)
@@ -133,11 +147,12 @@ def _insert(s, model, rows: list[dict]) -> None:
 def save_batch(database_url: str, run_id: int, batch_id: int, diagnoses: list[CourseDiagnosis],
                snapshots: dict[tuple[str, str], CourseSnapshot], request_stats: dict[str, Any],
                validation: list[dict], warnings: list[DataQualityWarning],
-               activities: set[str] | None) -> dict[str, Any]:
+               activities: set[str] | None, timings: dict[str, float] | None = None) -> dict[str, Any]:
     """Write one batch's course statuses, snapshots and findings, and queue its resync tasks, in one
-    transaction; returns the batch's counts."""
+    transaction; returns the batch's counts (with `timings`: seconds per step, this write included)."""
     from gradesync.resync.queue import queue_from_findings
 
+    started = time.perf_counter()
     findings = [f for d in diagnoses for f in d.findings]
     keys = [(d.status.platform, d.status.context_id) for d in diagnoses]
     with m.session_scope(m.make_engine(database_url)) as s:
@@ -165,7 +180,8 @@ def save_batch(database_url: str, run_id: int, batch_id: int, diagnoses: list[Co
                   "expected_grades": sum(d.expected_count for d in diagnoses),
                   "present_grades": sum(d.present_count for d in diagnoses),
                   "lms_rows": len(items) + len(results) + len(members),
-                  "resync_queue": asdict(queued)}
+                  "resync_queue": asdict(queued),
+                  "timings": {**(timings or {}), "save": round(time.perf_counter() - started, 3)}}
         batch = s.get(m.AuditBatch, batch_id)
         batch.state = "completed"
         batch.finished_at = m.utcnow()
