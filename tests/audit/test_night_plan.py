@@ -255,8 +255,7 @@ def test_a_batch_of_many_courses_costs_a_fixed_number_of_queries(world, monkeypa
                                         graded=True) for c in ctxs])
     changed = set(ctxs[::5])
     old = set(ctxs[1::5])
-    run = world.run(NOW - 2 * DAY, {c: "audited" for c in ctxs if c not in old}, findings=tuple(ctxs[2::5]))
-    assert run
+    world.run(NOW - 2 * DAY, {c: "audited" for c in ctxs if c not in old}, findings=tuple(ctxs[2::5]))
     for c in sorted(changed)[:50]:
         world.passback(c, NOW - DAY)
     refs = [CourseRef(P, c, None, None) for c in ctxs]
