@@ -1,13 +1,15 @@
-"""Extract one course from the LMS through the LTI client: line items, their results, the roster."""
+"""Extract one course from the LMS through the LTI client: line items, their results (all, or the wanted
+ones: gradesync/diagnosis/wanted.py), the roster."""
 from __future__ import annotations
 
 import asyncio
 
 from lti_client import LtiClient, LtiError
 from lti_client.read_access import SCOPE_NOT_GRANTED
-from lti_client.types import ErrorKind, LtiErrorInfo, Result
+from lti_client.types import ErrorKind, LineItem, LtiErrorInfo, Member, Result
 
 from gradesync.diagnosis.inputs import CourseSnapshot
+from gradesync.diagnosis.wanted import ResultsWanted
 
 # Answers on ONE results URL that say nothing about the course: Moodle 5.1 answers a results URL it
 # cannot serve with 404 + an HTML page (lti-platform-behavior.md §10), Canvas a deleted assignment with
@@ -34,30 +36,52 @@ async def _item_results(client: LtiClient, line_item_id: str) -> list[Result] | 
         raise
 
 
-async def extract_course(client: LtiClient, lineitems_url: str, memberships_url: str) -> CourseSnapshot:
+async def _read_results(client: LtiClient, items: list[LineItem]) -> dict[str, list[Result] | LtiErrorInfo]:
+    async with asyncio.TaskGroup() as tg:
+        tasks = {li.id: tg.create_task(_item_results(client, li.id)) for li in items}
+    return {item_id: task.result() for item_id, task in tasks.items()}
+
+
+async def extract_course(client: LtiClient, lineitems_url: str, memberships_url: str,
+                         wanted: ResultsWanted | None = None) -> CourseSnapshot:
     """Read everything the diagnosis needs for one course. A line-items or memberships failure raises
     the first LtiError (sibling requests are cancelled by the TaskGroup, so a failed course stops
     spending the platform's request budget); a results failure of one line item (`item_level`) goes
-    into `item_errors` and the other items are still read."""
+    into `item_errors` and the other items are still read.
+    `wanted` (None = every item): the line items whose results are read (gradesync/diagnosis/wanted.py);
+    the others are listed in `results_not_read`, unless `wanted.rest_needed` asks for them too."""
     try:
         async with asyncio.TaskGroup() as tg:
             items_task = tg.create_task(client.list_line_items(lineitems_url))
             members_task = tg.create_task(client.list_members(memberships_url))
-        line_items = items_task.result()
-        async with asyncio.TaskGroup() as tg:
-            result_tasks = [tg.create_task(_item_results(client, li.id)) for li in line_items]
+        line_items, members = items_task.result(), members_task.result()
+        first = line_items if wanted is None else [li for li in line_items if wanted(li)]
+        outcomes = await _read_results(client, first)
     except* LtiError as group:
         raise group.exceptions[0] from None
+    snap = _snapshot(line_items, members, outcomes)
+    if len(outcomes) < len(line_items) and wanted is not None and wanted.rest_needed(snap):
+        try:
+            outcomes |= await _read_results(client, [li for li in line_items if li.id not in outcomes])
+        except* LtiError as group:
+            raise group.exceptions[0] from None
+        snap = _snapshot(line_items, members, outcomes)
+    return snap
+
+
+def _snapshot(line_items: list[LineItem], members: list[Member],
+              outcomes: dict[str, list[Result] | LtiErrorInfo]) -> CourseSnapshot:
     results: dict[str, list[Result]] = {}
     item_errors: dict[str, LtiErrorInfo] = {}
-    for li, task in zip(line_items, result_tasks):
-        outcome = task.result()
+    for li in line_items:
+        outcome = outcomes.get(li.id)
         if isinstance(outcome, LtiErrorInfo):
             item_errors[li.id] = outcome
-        else:
+        elif outcome is not None:
             results[li.id] = outcome
-    return CourseSnapshot(line_items=line_items, results=results, members=members_task.result(),
-                          item_errors=item_errors)
+    not_read = frozenset(li.id for li in line_items if li.id not in outcomes)
+    return CourseSnapshot(line_items=line_items, results=results, members=members, item_errors=item_errors,
+                          results_not_read=not_read)
 
 
 def failed_snapshot(err: BaseException) -> CourseSnapshot:

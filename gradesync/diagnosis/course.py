@@ -14,7 +14,8 @@ from lti_client.types import ErrorKind, LineItem, Member
 from gradesync.findings import RESYNCABLE, CourseStatus, Finding
 
 from .actions import ACTIONS
-from .expected import TOLERANCE, ExpectedGrade, LinkItem, expected_grades, line_item_for_link
+from .expected import (TOLERANCE, ExpectedGrade, LinkItem, expected_grades, expected_lms_users,
+                       line_item_for_link)
 from .inputs import CourseRecords, CourseSnapshot, Passback, PlatformRecords, ScoreGrant
 from .refusals import score_refusal_kind, timestamp_at_resolution
 
@@ -75,7 +76,7 @@ def diagnose_course(rec: PlatformRecords, course: CourseRecords, snap: CourseSna
 
     link_items = {link.resource_link_id: line_item_for_link(snap.line_items, link.resource_link_id, course.passbacks)
                   for link in course.links if link.graded}
-    unverified = _unverified_items(course, snap, link_items)
+    unverified = _unverified_items(rec, course, snap, link_items)
     findings: list[Finding] = []
     blocked_links: set[str] = set(unverified)
     findings += _link_not_graded(course, snap, link_items, blocked_links)
@@ -117,16 +118,25 @@ def diagnose_course(rec: PlatformRecords, course: CourseRecords, snap: CourseSna
                            unverified)
 
 
-def _unverified_items(course: CourseRecords, snap: CourseSnapshot, link_items: dict[str, LinkItem]) -> dict[str, str]:
+def _unverified_items(rec: PlatformRecords, course: CourseRecords, snap: CourseSnapshot,
+                      link_items: dict[str, LinkItem]) -> dict[str, str]:
     """Links whose grades cannot be checked in this run: the line item's results could not be read
-    (e.g. Moodle's results paging crash, lti-platform-behavior.md §10), or the line item is ambiguous."""
+    (e.g. Moodle's results paging crash, lti-platform-behavior.md §10), or the line item is ambiguous.
+    An item whose results were deliberately not read (`results_not_read`) has nothing to check — unless
+    grades are expected there after all (the reading plan missed them): then it is unverified, never a
+    gap and never silently skipped."""
     out: dict[str, str] = {}
+    learners = [mb for mb in snap.members if mb.is_learner]
+    links = {link.resource_link_id: link for link in course.links}
     for rl, li in link_items.items():
         if li.unverified:
             out[rl] = li.unverified
         elif li.item is not None and li.item.id in snap.item_errors:
             err = snap.item_errors[li.item.id]
             out[rl] = f"results could not be read: {err.status or ''} {err.message}".strip()[:300]
+        elif li.item is not None and li.item.id in snap.results_not_read \
+                and expected_lms_users(rec, course, links[rl], learners):
+            out[rl] = "results were not read tonight although grades are expected here"
     return out
 
 
@@ -156,6 +166,16 @@ def cell_passbacks(passbacks: list[Passback], resource_link_id: str, line_item_i
     return sorted(mine, key=lambda p: p.timestamp)
 
 
+def inactive_refusal(vendor: str, passbacks: list[Passback], resource_link_id: str, line_item_id: str) -> Passback | None:
+    """The link's latest *answered* send when the platform refused it as an inactive item (a timed-out
+    row says nothing about the item), else None."""
+    answered = [p for p in _link_passbacks(passbacks, resource_link_id, line_item_id) if p.status_code is not None]
+    last = max(answered, key=lambda p: p.timestamp) if answered else None
+    if last is not None and score_refusal_kind(vendor, last.status_code, last.response) == ErrorKind.item_inactive:
+        return last
+    return None
+
+
 def _item_not_active(rec: PlatformRecords, course: CourseRecords, snap: CourseSnapshot,
                      rows: list[ExpectedGrade], link_items: dict[str, LinkItem], blocked: set[str]) -> list[Finding]:
     by_link: dict[str, list[ExpectedGrade]] = defaultdict(list)
@@ -171,11 +191,8 @@ def _item_not_active(rec: PlatformRecords, course: CourseRecords, snap: CourseSn
         if item is None:
             continue
         evidence: dict | None = None
-        # The latest *answered* send decides (a timed-out row says nothing about the item).
-        answered = [p for p in _link_passbacks(course.passbacks, link.resource_link_id, item.id)
-                    if p.status_code is not None]
-        last = max(answered, key=lambda p: p.timestamp) if answered else None
-        if last is not None and score_refusal_kind(rec.vendor, last.status_code, last.response) == ErrorKind.item_inactive:
+        last = inactive_refusal(rec.vendor, course.passbacks, link.resource_link_id, item.id)
+        if last is not None:
             evidence = {"refused_at": last.timestamp.isoformat(), "status": last.status_code,
                         "response": last.response[:300]}
         else:

@@ -124,7 +124,7 @@ def expected_grades(rec: PlatformRecords, course: CourseRecords, snap: CourseSna
         if not link.graded:
             continue
         item = line_item_for_link(snap.line_items, link.resource_link_id, course.passbacks).item
-        if item is None or item.id in snap.item_errors:
+        if item is None or item.id in snap.item_errors or item.id in snap.results_not_read:
             continue
         results = {r.user_id: r for r in snap.results.get(item.id, []) if r.user_id}
         for user, email in expected_lms_users(rec, course, link, learners):

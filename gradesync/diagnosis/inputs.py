@@ -153,6 +153,9 @@ class CourseSnapshot:
     # line item id → why its results could not be read (e.g. Moodle's 404 HTML page on results paging,
     # lti-platform-behavior.md §10): that item is unverified, the rest of the course is audited.
     item_errors: dict[str, LtiErrorInfo] = field(default_factory=dict)
+    # line item ids whose results were deliberately not read tonight: no expected grade and no passback
+    # concerns them (gradesync/diagnosis/wanted.py). Not an error and not unverified: nothing to check.
+    results_not_read: frozenset[str] = frozenset()
 
 
 # The reason prefix of a course left unverified because the platform refused the tool's credentials
