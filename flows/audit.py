@@ -13,6 +13,8 @@ so any number of workers on any number of machines take them (`distribute`).
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
+from datetime import datetime, timezone
 from typing import Any
 
 from prefect import flow, get_run_logger
@@ -20,9 +22,11 @@ from prefect.runtime import deployment, flow_run
 from prefect.states import Completed, State
 
 from gradesync.audit import batch, persist, records
+from gradesync.audit.night_plan import plan_night
 from gradesync.audit.scope_check import require_courses
 from gradesync.audit.validate import merge_results
 from gradesync.budget import lms_slots
+from gradesync.diagnosis.wanted import results_wanted
 from gradesync.report.env import report_path
 from gradesync.settings import Settings, load_settings
 from tasks.audit_steps import diagnose, load_tool_records, reconcile, save_batch, validate
@@ -46,11 +50,14 @@ async def audit_batch(run_id: int, seq: int, platform: str, context_ids: list[st
     reg = settings.platform(platform)
     clock = batch.StepClock()
     tool = load_tool_records(db, scope)
+    # Results only of the line items a grade is expected on or the tool posted to (docs/night-reads.md).
+    wanted = {ctx: results_wanted(tool.courses[(platform, ctx)], tool.platforms[platform])
+              for ctx in scope.context_ids(platform) if (platform, ctx) in tool.courses}
     clock.lap("load")
     async with lms_slots(reg, "nightly" if purpose == "nightly" else "on-demand",
                          share=settings.audit.on_demand_reserved_share) as slots:
         clock.lap("wait_budget")
-        extraction = await extract_platform(reg, scope.courses_of(platform), in_flight=slots)
+        extraction = await extract_platform(reg, scope.courses_of(platform), in_flight=slots, wanted=wanted)
         clock.lap("extract")
     snapshots = {(platform, ctx): snap for ctx, snap in extraction.snapshots.items()}
     rows = reconcile(tool, snapshots)
@@ -64,16 +71,31 @@ async def audit_batch(run_id: int, seq: int, platform: str, context_ids: list[st
     return {"seq": seq, "platform": platform, "worker": batch.worker_name(), "slots": slots, **counts}
 
 
+def tonight(db: str, settings: Settings, scope: records.AuditScope, full: bool) -> tuple[records.AuditScope, dict]:
+    """The nightly's scope narrowed to the courses it reads tonight, and why the others are not read
+    (reason → count)."""
+    plans = plan_night(db, settings, scope.courses, datetime.now(timezone.utc), full=full)
+    read = {(p.platform, p.context_id) for p in plans if p.read}
+    courses = [c for c in scope.courses if (c.platform, c.context_id) in read]
+    used = [p for p in scope.platforms if any(c.platform == p for c in courses)]
+    narrowed = records.AuditScope(used, courses, scope.activities, {p: scope.vendors[p] for p in used})
+    return narrowed, dict(Counter(p.reason for p in plans if not p.read))
+
+
 async def audit_story(kind: str, platforms: list[str] | None, courses: list[str] | None,
                       activities: list[str] | None, alerts: bool, config: str | None,
-                      distribute: bool = False) -> dict[str, Any]:
+                      distribute: bool = False, full: bool = False) -> dict[str, Any]:
     """One audit run end to end; returns the run's JSON-able outcome (run id, state, counts, report)."""
     log = get_run_logger()
     settings = load_settings(config)
     db = persist.open_database(settings.database.url)
     # No course in scope stops here with the reason: never a "0 findings" run or an all-clear digest.
     scope = require_courses(db, settings, platforms, courses, activities)
-    run_id = persist.start_run(db, kind, scope.params, str(flow_run.get_id() or ""))
+    params = scope.params
+    if kind == "nightly":          # read less, miss nothing: docs/night-reads.md
+        scope, not_read = tonight(db, settings, scope, full)
+        params = {**scope.params, "full": full, "not_read": not_read}
+    run_id = persist.start_run(db, kind, params, str(flow_run.get_id() or ""))
     log.info("audit run %s: %d course(s) on %d platform(s)", run_id, len(scope.courses), len(scope.platforms))
     try:
         return await _audit_run(log, kind, settings, db, scope, run_id, alerts, config, distribute)
@@ -195,12 +217,13 @@ async def course_audit(platforms: list[str] | None = None, courses: list[str] | 
 
 @flow(name="nightly-audit", log_prints=False)
 async def nightly_audit(alerts: bool = True, resync: bool | None = None, config: str | None = None,
-                        distribute: bool | None = None) -> dict[str, Any] | State:
-    """Every platform, every linked course; then the resync of pending tasks when enabled.
+                        distribute: bool | None = None, full: bool = False) -> dict[str, Any] | State:
+    """Tonight's courses of every platform (all of them with `full`; docs/night-reads.md); then the
+    resync of pending tasks when enabled.
     distribute: batches on the work pool (default: when this run itself runs on the work pool)."""
     if distribute is None:
         distribute = await _on_work_pool_now()
-    outcome = await audit_story("nightly", None, None, None, alerts, config, distribute=distribute)
+    outcome = await audit_story("nightly", None, None, None, alerts, config, distribute=distribute, full=full)
     settings = load_settings(config)
     if resync if resync is not None else settings.audit.resync_after_audit:
         from flows.resync import resync_pending

@@ -35,6 +35,9 @@ class AuditScope:
         return {"platforms": self.platforms, "courses": [f"{c.platform}/{c.context_id}" for c in self.courses][:200],
                 "course_count": len(self.courses), "activities": self.activities}
 
+    def context_ids(self, platform: str) -> list[str]:
+        return [c.context_id for c in self.courses if c.platform == platform]
+
     def courses_of(self, platform: str) -> list[tuple[str, str, str]]:
         return [(c.context_id, c.lineitems_url or "", c.memberships_url or "")
                 for c in self.courses if c.platform == platform]

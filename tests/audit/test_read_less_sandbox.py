@@ -12,6 +12,7 @@ import models as m
 from gradesync.audit.extract import extract_course, failed_snapshot
 from gradesync.audit.records import load_tool_records, resolve_scope
 from gradesync.diagnosis.course import diagnose_course
+from tests.suite_gaps import suite_gaps
 from gradesync.diagnosis.inputs import ScoreGrant
 from gradesync.diagnosis.wanted import results_wanted
 from gradesync.importer import import_folder
@@ -66,7 +67,7 @@ async def diagnose_platform(settings, name: str, refs, records, counters, *, fil
                 snap = await extract_course(client, ref.lineitems_url, ref.memberships_url, wanted)
             except LtiError as e:
                 snap = failed_snapshot(e)
-            out[ref.context_id] = (diagnose_course(rec, course, snap, grant), snap)
+            out[ref.context_id] = (diagnose_course(rec, course, snap, grant, suite_gaps(rec, course, snap)), snap)
     return out, counters.requests.get((name, "results"), 0) - before
 
 

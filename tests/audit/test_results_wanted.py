@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 from gradesync.diagnosis.course import diagnose_course
+from tests.suite_gaps import suite_gaps
 from gradesync.diagnosis.inputs import (Completion, CourseInfo, CourseRecords, CourseSnapshot, LinkInfo, Passback,
                                         PlatformRecords, ScoreGrant)
 from gradesync.diagnosis.wanted import results_wanted
@@ -57,18 +58,18 @@ def test_an_item_not_read_is_not_a_gap_and_not_unverified_but_an_unreadable_one_
     rec, course = records([comp("u1", "A1")], links)
     items = [item(1, "RL1"), item(2, "RL2")]
     skipped = CourseSnapshot(items, {"li-1": [result("li-1", "u1")]}, ROSTER, results_not_read=frozenset({"li-2"}))
-    d = diagnose_course(rec, course, skipped, ScoreGrant(True))
+    d = diagnose_course(rec, course, skipped, ScoreGrant(True), suite_gaps(rec, course, skipped))
     assert d.findings == [] and d.unverified_items == {} and d.status.reason is None and d.expected_count == 1
     broken = CourseSnapshot(items, {"li-1": [result("li-1", "u1")]}, ROSTER,
                             item_errors={"li-2": LtiErrorInfo(ErrorKind.other, 404, None, "HTML page", None)})
-    assert set(diagnose_course(rec, course, broken, ScoreGrant(True)).unverified_items) == {"RL2"}
+    assert set(diagnose_course(rec, course, broken, ScoreGrant(True), suite_gaps(rec, course, broken)).unverified_items) == {"RL2"}
 
 
 def test_an_item_not_read_where_grades_are_expected_is_unverified_never_a_gap():
     # The reading plan must never do this; if it ever did, the link says so instead of reporting gaps.
     rec, course = records([comp("u1", "A1")], [LinkInfo("RL1", "A1", True)])
     snap = CourseSnapshot([item(1, "RL1")], {}, ROSTER, results_not_read=frozenset({"li-1"}))
-    d = diagnose_course(rec, course, snap, ScoreGrant(True))
+    d = diagnose_course(rec, course, snap, ScoreGrant(True), suite_gaps(rec, course, snap))
     assert d.findings == [] and d.expected_count == 0
     assert d.unverified_items == {"RL1": "results were not read tonight although grades are expected here"}
 
@@ -85,7 +86,7 @@ def test_rest_is_read_only_when_an_item_looks_inactive():
     first = CourseSnapshot(items, {"li-1": [], "li-2": []}, ROSTER, results_not_read=frozenset({"li-3"}))
     assert wanted.rest_needed(first)
     full = CourseSnapshot(items, {"li-1": [], "li-2": [], "li-3": [result("li-3", "u2", 5.0)]}, ROSTER)
-    d = diagnose_course(rec, course, full, ScoreGrant(True))
+    d = diagnose_course(rec, course, full, ScoreGrant(True), suite_gaps(rec, course, full))
     assert [(f.category, f.resource_link_id) for f in d.findings if f.level == "item"] == [("item_not_active", "RL1")]
     # once RL1's grades are present, nothing looks inactive: the future item stays unread
     synced = CourseSnapshot(items, {"li-1": [result("li-1", u) for u in USERS], "li-2": []}, ROSTER,

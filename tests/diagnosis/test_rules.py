@@ -7,10 +7,10 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from gradesync.diagnosis.course import diagnose_course
-from gradesync.diagnosis.expected import expected_grades
 from gradesync.diagnosis.inputs import (Completion, CourseInfo, CourseRecords, CourseSnapshot, LinkInfo,
                                         Passback, PlatformRecords, ScoreGrant)
 from lti_client.types import ErrorKind, LineItem, LtiErrorInfo, Member, Result
+from tests.suite_gaps import suite_gaps
 
 LEARNER = "http://purl.imsglobal.org/vocab/lis/v2/membership#Learner"
 TA = "http://purl.imsglobal.org/vocab/lis/v2/membership/Instructor#TeachingAssistant"
@@ -36,19 +36,6 @@ def world(completions, members, results=None, passbacks=(), links=None, items=No
     items = items if items is not None else [item()]
     snap = CourseSnapshot(line_items=items, results=results or {i.id: [] for i in items}, members=members)
     return rec, course, snap
-
-
-def suite_gaps(rec, course, snap):
-    """The gaps the completion_sync suite would report (expectations/completion_sync.json: an LMS score
-    present and within 0.005 of the tool's, both normalised), stated here on its own so the diagnosis
-    is tested against the rule, not against itself. The pipeline tests run the real suite."""
-    out = set()
-    for g in expected_grades(rec, course, snap):
-        r = g.result
-        lms = None if r is None or r.result_score is None else r.result_score / (r.result_maximum or 1.0)
-        if lms is None or abs(lms - g.completion.score_given / g.completion.score_maximum) > 0.005:
-            out.add((g.line_item_id, g.lms_user_id))
-    return out
 
 
 def categories(rec, course, snap, grant=GRANTED):
