@@ -115,9 +115,11 @@ async def _audit_run(log, kind: str, settings: Settings, db: str, scope: records
     by_platform: dict[str, list[batch.BatchPlan]] = {}
     for p in plans:
         by_platform.setdefault(p.platform, []).append(p)
-    # One developer key per platform: its batches one after another; platforms side by side.
-    await asyncio.gather(*(_platform_batches(ps, run_id, purpose, scope.activities, config, distribute, db)
-                           for ps in by_platform.values()))
+    # One developer key per platform: its batches share it (gradesync/budget.py); platforms side by side.
+    # In one process a batch's CPU steps would stall another's extraction: one at a time there.
+    side_by_side = settings.audit.batches_per_platform if distribute else 1
+    await asyncio.gather(*(_platform_batches(ps, run_id, purpose, scope.activities, config, distribute, db,
+                                             side_by_side) for ps in by_platform.values()))
 
     summary = persist.close_run(db, run_id)
     validation = merge_results([b.validation or [] for b in batch.batch_rows(db, run_id)])
@@ -133,19 +135,27 @@ async def _audit_run(log, kind: str, settings: Settings, db: str, scope: records
 
 
 async def _platform_batches(plans: list[batch.BatchPlan], run_id: int, purpose: str,
-                            activities: list[str] | None, config: str | None, distribute: bool, db: str) -> None:
-    for plan in plans:
-        params = dict(run_id=run_id, seq=plan.seq, platform=plan.platform, context_ids=list(plan.context_ids),
-                      purpose=purpose, activities=activities, config=config)
-        error = "not run"
-        for attempt in range(1, BATCH_TRIES + 1):
-            error = await (_on_work_pool(params, attempt) if distribute else _in_process(params))
-            if error is None:
-                break
-            get_run_logger().warning("audit run %s batch %s (%s) try %d failed: %s", run_id, plan.seq,
-                                     plan.platform, attempt, error)
-        if error is not None:
-            batch.fail_batch(db, run_id, plan, error)
+                            activities: list[str] | None, config: str | None, distribute: bool, db: str,
+                            side_by_side: int) -> None:
+    """One platform's batches, `side_by_side` at a time: on the work pool two overlap, since a batch
+    holds the key only while it extracts — the next one extracts while this one validates and writes."""
+    gate = asyncio.Semaphore(side_by_side)
+
+    async def one(plan: batch.BatchPlan) -> None:
+        async with gate:
+            params = dict(run_id=run_id, seq=plan.seq, platform=plan.platform, context_ids=list(plan.context_ids),
+                          purpose=purpose, activities=activities, config=config)
+            error = "not run"
+            for attempt in range(1, BATCH_TRIES + 1):
+                error = await (_on_work_pool(params, attempt) if distribute else _in_process(params))
+                if error is None:
+                    break
+                get_run_logger().warning("audit run %s batch %s (%s) try %d failed: %s", run_id, plan.seq,
+                                         plan.platform, attempt, error)
+            if error is not None:
+                batch.fail_batch(db, run_id, plan, error)
+
+    await asyncio.gather(*(one(p) for p in plans))
 
 
 async def _in_process(params: dict[str, Any]) -> str | None:

@@ -96,6 +96,8 @@ class AuditSettings(BaseModel):
     resync_max_attempts: int = Field(default=5, ge=1)
     # The night in batches (issue 12): a batch's courses bound a worker's memory; see README "One night".
     batch_courses: int = Field(default=200, ge=1)
+    # On a work pool, batches of one platform running at once (they take turns on the developer key).
+    batches_per_platform: int = Field(default=2, ge=1, le=8)
     # Share of each developer key's in-flight limit that nightly work never takes (gradesync/budget.py).
     on_demand_reserved_share: float = Field(default=0.2, ge=0, lt=1)
     # Reading less (gradesync/audit/night_plan.py): an ended course gets a final audit this long after
