@@ -26,7 +26,8 @@ def demo(
 ) -> None:
     """Run the demo: sandbox world → import → audit → digest → resync → audit again."""
     from gradesync.audit.export import export_run
-    from gradesync.cli_audit import print_summary, quiet_prefect_defaults, run_audit
+    from cli.audit import print_summary, run_audit
+    from cli.common import quiet_prefect_defaults
     from gradesync.importer import import_folder
     from gradesync.settings import load_settings
     from sandbox_lms.server import start_sandbox
@@ -62,7 +63,7 @@ def demo(
         if resync:
             from flows.resync import resync_pending
             console.rule("resync: pending missing_in_lms / score_mismatch tasks")
-            from gradesync.cli_resync import print_resync_summary
+            from cli.resync import print_resync_summary
             started = m.utcnow()
             outcome = asyncio.run(resync_pending(config=str(toml)))
             print_resync_summary(outcome, settings.database.url, started)
