@@ -1,9 +1,6 @@
 """`gradesync audit` and `gradesync findings`: run the course-audit flow, read its findings."""
 from __future__ import annotations
 
-import asyncio
-import csv
-import json
 import sys
 from collections import Counter
 from pathlib import Path
@@ -63,6 +60,8 @@ def run_audit(config: str | None, platforms: list[str] | None, courses: list[str
               activities: list[str] | None, alerts: bool, *, show_progress: bool = True) -> dict:
     """Check config, database and scope (fast, before Prefect starts), then run the course-audit flow
     (a real Prefect flow run); its progress bar reads the run's course statuses from the database."""
+    import asyncio
+
     from cli.errors import route_library_logs_to_file
     from cli.progress import RunProgressBar
 
@@ -136,6 +135,8 @@ def audit(
     Exit codes: 0 the audit completed (findings are results, not errors); 3 it completed but some
     courses could not be audited (unverified); 1 it could not run — including when no course is in
     scope (nothing imported, another database, a filter that matches nothing): never a false all-clear."""
+    import json
+
     from gradesync.audit.export import export_run
     from gradesync.settings import load_settings
 
@@ -179,6 +180,9 @@ def findings(
 ) -> None:
     """Show the findings of an audit run (default: the latest), or with --latest the current finding of
     every cell across runs. The first line says which run(s) and scope are shown."""
+    import csv
+    import json
+
     from gradesync.audit.export import export_run, latest_run_id
     from gradesync.audit.latest import latest_findings
     from gradesync.audit.persist import open_database

@@ -3,8 +3,6 @@ records imported into SQLite, an audit through Prefect (temporary API), the dige
 then the resync and a second audit that shows the resolved findings."""
 from __future__ import annotations
 
-import asyncio
-import shutil
 import time
 from collections import Counter
 from pathlib import Path
@@ -25,6 +23,9 @@ def demo(
     resync: bool = typer.Option(True, "--resync/--no-resync", help="Resync after the audit, then audit again."),
 ) -> None:
     """Run the demo: sandbox world → import → audit → digest → resync → audit again."""
+    import asyncio
+    import shutil
+
     from gradesync.audit.export import export_run
     from cli.audit import print_summary, run_audit
     from cli.common import quiet_prefect_defaults

@@ -1,7 +1,6 @@
 """`gradesync resync plan | run | approve`: see the queue, send it (a `resync` flow run), approve supersedes."""
 from __future__ import annotations
 
-import asyncio
 from typing import Optional
 
 import typer
@@ -143,6 +142,8 @@ def run(
 ) -> None:
     """Send the due tasks (a `resync` flow run): fresh timestamps, verified by reading the LMS back."""
     config = root_config(ctx, config)
+    import asyncio
+
     from cli.errors import route_library_logs_to_file
     from gradesync.settings import load_settings
     import models as m
