@@ -1,6 +1,6 @@
 """`make bench`: every benchmark in one run; prints a table and writes bench/results.json.
 
-    .venv/bin/python bench/run_all.py [--quick] [--only extraction,reconcile,import,e2e] [--out PATH]
+    .venv/bin/python bench/run_all.py [--quick] [--only extraction,reconcile,import,e2e,cli] [--out PATH]
 
 Every number comes from this run, on this machine; each ratio is against a bound or a peer measured in
 the same run. `--quick` shrinks every size (a smoke run of the scripts, not numbers to publish).
@@ -23,13 +23,15 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 sys.path.insert(0, str(ROOT))
 
+import cli_help  # noqa: E402
 import end_to_end  # noqa: E402
 import extraction  # noqa: E402
 import import_cli  # noqa: E402
 import reconcile  # noqa: E402
 
-SECTIONS = ("extraction", "reconcile", "import", "e2e")
-TARGETS = {"bound_ratio": 0.9, "bound_ratio_default_config": 0.95, "speedup": 10.0, "reconcile_s": 20.0, "reconcile_rss_mb": 2048.0}
+SECTIONS = ("extraction", "reconcile", "import", "e2e", "cli")
+TARGETS = {"bound_ratio": 0.9, "bound_ratio_default_config": 0.95, "speedup": 10.0, "reconcile_s": 20.0, "reconcile_rss_mb": 2048.0,
+           "help_seconds": cli_help.BOUND_S}
 
 
 def _load() -> list[float]:
@@ -127,6 +129,13 @@ def table(r: dict) -> str:
         parts = ", ".join(f"{k} {v:.1f} s ({e['phases_share'][k]:.0%})" for k, v in e["phases_s"].items() if v >= 0.05)
         rows.append((f"end to end: `gradesync audit`, demo world ({e['world']['courses']} courses)",
                      f"{e['seconds']:.1f} s: {parts}", "—"))
+    h = r.get("cli")
+    if h:
+        rows.append(("`gradesync --help` and every sub-command's `--help`, worst median of "
+                     f"{h['runs']} (process wall time)",
+                     f"**{h['help_seconds']:.2f} s** (`{h['worst_command']}`; root {h['root_seconds']:.2f} s); "
+                     f"floor: python + Typer/Rich import {h['floor']['python_typer_rich_s']:.2f} s",
+                     f"≤ {TARGETS['help_seconds']} s"))
     widths = [max(len(str(row[i])) for row in rows) for i in range(3)]
     lines = ["| " + " | ".join(str(c).ljust(w) for c, w in zip(row, widths)) + " |" for row in rows]
     lines.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
@@ -168,6 +177,8 @@ def main() -> int:
         _section(r, "import_1m", lambda: import_cli.run(20_000 if q else 1_000_000))
     if "e2e" in only:
         _section(r, "e2e", end_to_end.run)
+    if "cli" in only:
+        _section(r, "cli", lambda: cli_help.run(2 if q else 5))
     if only != set(SECTIONS) and args.out.exists():
         # A partial run updates its own sections and keeps every other section's last numbers, each with
         # the date it was measured (`_sections_date`), so `--only extraction` does not wipe the rest.

@@ -1,6 +1,8 @@
-"""A tiny progress hook: the CLI installs a sink (Rich progress bar); the pipeline reports into it.
+"""Obsolete: a process-wide progress sink, which a batch running in another process cannot reach.
 
-Flow parameters must stay serialisable, so the sink is process-wide state rather than a parameter.
+Nothing installs a sink any more: the CLI's progress bar reads the run from the database
+(gradesync/audit/progress_view.py, cli/progress.py), so start/advance below do nothing. Delete this module
+once flows/audit.py and tasks/extract.py stop calling it.
 """
 from __future__ import annotations
 

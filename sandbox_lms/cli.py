@@ -8,19 +8,24 @@ from __future__ import annotations
 import socket
 import threading
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 from urllib.parse import urlsplit
 
 import typer
 
-from sandbox_lms.worlds import SIZES, World, build_world
+if TYPE_CHECKING:
+    from sandbox_lms.worlds import World
 
 DEFAULT_PORT = 8765
+# Written out so `--help` does not build the world machinery (a test checks it against worlds.SIZES).
+SIZE_HELP = "World size: tiny | demo | large | bench."
 app = typer.Typer(help="The sandbox LMS: a local LTI Advantage platform serving generated worlds.",
                   no_args_is_help=True, add_completion=False)
 
 
-def _world(seed: int, size: str, profiles: list[str] | None, clean: bool) -> World:
+def _world(seed: int, size: str, profiles: list[str] | None, clean: bool) -> "World":
+    from sandbox_lms.worlds import SIZES, build_world
+
     if size not in SIZES:
         raise typer.BadParameter(f"unknown size {size!r} (expected one of {', '.join(SIZES)})", param_hint="--size")
     try:
@@ -29,7 +34,7 @@ def _world(seed: int, size: str, profiles: list[str] | None, clean: bool) -> Wor
         raise typer.BadParameter(str(e)) from None
 
 
-def _describe(world: World, base_url: str) -> str:
+def _describe(world: "World", base_url: str) -> str:
     s = world.summary()
     lines = [f"world seed {world.seed} ({world.size}{', clean' if world.clean else ''}): "
              f"{s['courses']} courses, {s['members']} members, {s['line_items']} line items, "
@@ -57,7 +62,7 @@ def serve(
     host: str = typer.Option("127.0.0.1", help="Interface to listen on (loopback by default)."),
     port: int = typer.Option(DEFAULT_PORT, help="Port; 0 picks a free one."),
     world: int = typer.Option(1, "--world", help="World seed."),
-    size: str = typer.Option("demo", help=f"World size: {' | '.join(SIZES)}."),
+    size: str = typer.Option("demo", help=SIZE_HELP),
     profile: Optional[list[str]] = typer.Option(None, "--profile", help="Keep only registrations of this "
                                                 "profile (canvas, moodle, d2l, blackboard, spec); repeatable."),
     clean: bool = typer.Option(False, help="No planted gaps: zero findings expected."),
@@ -100,7 +105,7 @@ def serve(
 def export_cmd(
     directory: Path = typer.Argument(..., help="Folder to write (created if missing)."),
     world: int = typer.Option(1, "--world", help="World seed."),
-    size: str = typer.Option("demo", help=f"World size: {' | '.join(SIZES)}."),
+    size: str = typer.Option("demo", help=SIZE_HELP),
     base_url: str = typer.Option(f"http://127.0.0.1:{DEFAULT_PORT}", help="Where the sandbox serves this world."),
     profile: Optional[list[str]] = typer.Option(None, "--profile", help="Keep only registrations of this profile."),
     clean: bool = typer.Option(False, help="No planted gaps: zero findings expected."),

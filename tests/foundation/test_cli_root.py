@@ -7,13 +7,13 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-import gradesync.cli as cli
+import cli.main as cli
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_help_does_not_import_heavy_packages():
-    code = ("import sys, gradesync.cli as c\n"
+    code = ("import sys, cli.main as c\n"
             "try:\n    c.app(['--help'])\nexcept SystemExit:\n    pass\n"
             "heavy = [m for m in ('prefect', 'great_expectations', 'pandas', 'httpx') if m in sys.modules]\n"
             "print('HEAVY', heavy)\n")
@@ -78,7 +78,7 @@ def test_every_sub_command_accepts_config():
 
 
 def test_an_unexpected_error_is_one_line_naming_the_log_file_with_the_traceback(tmp_path):
-    code = ("import sys, typer, gradesync.cli as c\n"
+    code = ("import sys, typer, cli.main as c\n"
             "app = typer.Typer()\n"
             "@app.command()\ndef boom():\n    raise RuntimeError('kaboom\\nsecond line')\n"
             "c.LAZY_SUBCOMMANDS['boom'] = c.LazySubcommand('__main__:app', 'Fails.')\n"
@@ -99,7 +99,7 @@ def test_an_unexpected_error_is_one_line_naming_the_log_file_with_the_traceback(
 
 def test_output_width_is_stable_when_not_on_a_terminal():
     env = {"PATH": "/usr/bin:/bin"}
-    code = "import gradesync.cli as c; print(c.console.width, c.err_console.width)"
+    code = "import cli.main as c; print(c.console.width, c.err_console.width)"
     plain = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, env=env)
     assert plain.stdout.split() == ["120", "120"]
     narrow = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,

@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import func, select
 from typer.testing import CliRunner
 
-from gradesync.cli import app
+from cli.main import app
 from gradesync.importer import import_folder
 from gradesync.settings import load_settings
 from models import (

@@ -14,7 +14,7 @@ from sqlalchemy.exc import IntegrityError, StatementError
 from sqlmodel import SQLModel
 from typer.testing import CliRunner
 
-from gradesync.cli import app
+from cli.main import app
 from gradesync.findings import CATEGORIES
 from models import (
     AlertLog, AuditRun, FindingCategory, Platform, ResyncState, ResyncTask, bulk_upsert, current_revision,

@@ -47,7 +47,7 @@ def test_prefect_deploy_all_registers_the_deployments(prefect_env):
     assert nightly.work_pool_name == "gradesync-process"
     schedule = nightly.schedules[0].schedule
     assert schedule.cron == "0 2 * * *" and schedule.timezone == "UTC"
-    from gradesync.cli_serve import nightly_schedule
+    from cli.serve import nightly_schedule
     assert (nightly_schedule().cron, nightly_schedule().timezone) == (schedule.cron, schedule.timezone)
     assert deployments["course-audit"].schedules == []
     assert deployments["course-audit"].entrypoint == "flows/audit.py:course_audit"

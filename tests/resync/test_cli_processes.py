@@ -8,7 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 import models as m
-from gradesync.cli_resync import app
+from cli.resync import app
 from gradesync.resync.sender import CRASH_ENV
 from tests.pipeline.pipeline_helpers import BIN
 from tests.resync.world_helpers import served_world, unscored_cells

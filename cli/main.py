@@ -1,183 +1,52 @@
 """The `gradesync` command line (Typer + Rich).
 
 Kept light on purpose: nothing heavy (Prefect, Great Expectations, the LTI client) is imported at module
-level, and the sub-apps other modules provide are mounted lazily (see LAZY_SUBCOMMANDS at the bottom),
+level, and the sub-apps other modules provide are mounted lazily (see LAZY_SUBCOMMANDS below),
 so `gradesync --help` answers in a fraction of a second.
 
-Errors: commands raise; `main` runs everything inside one error boundary (gradesync/cli_errors.py) that
+Errors: commands raise; `main` runs everything inside one error boundary (cli/errors.py) that
 prints one line with the cause, logs the traceback to a file named in that line, and exits 1.
-Every sub-command accepts `--config PATH` (added here, see `with_config_option`).
+Every sub-command accepts `--config PATH` (added by cli/lazy.py, see `with_config_option`).
 """
 from __future__ import annotations
 
-import importlib
 import sys
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Optional
+from typing import Optional
 
-import click
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
-from typer.core import TyperGroup
 
-if TYPE_CHECKING:
-    from sqlalchemy import Engine
+from cli.common import (CONFIG_HELP, CliState, console, display_url, err_console, fail, make_console,  # noqa: F401
+                        open_database, settings_from)
+from cli.lazy import LazyGroup, LazySubcommand
 
-    from gradesync.settings import Settings
-
-def make_console(stderr: bool = False) -> Console:
-    """A console whose width is stable when not on a terminal (pipes, CI logs, tests): 120 columns
-    unless $COLUMNS says otherwise, rather than whatever the environment guesses."""
-    from gradesync.console_text import stable_width
-
-    return Console(stderr=stderr, width=stable_width(sys.stderr if stderr else sys.stdout))
-
-
-console = make_console()
-err_console = make_console(stderr=True)
-
-
-# ---------------------------------------------------------------- helpers for every command (and sub-app)
-
-@dataclass
-class CliState:
-    config: Optional[Path] = None
-    _settings: "Settings | None" = None
+# ==========================================================================================
+# SUB-APPS MOUNTED BY OTHER MODULES — add one line each, keep the import lazy.
+#   name: LazySubcommand("package.module:attribute", "one-line help for `gradesync --help`")
+# The target is a typer.Typer (or a click command); it is imported only when the command runs,
+# so a heavy module (Prefect, Great Expectations) never slows `gradesync --help` down.
+# ==========================================================================================
+LAZY_SUBCOMMANDS: dict[str, LazySubcommand] = {
+    "audit": LazySubcommand("cli.audit:audit_app", "Audit grade sync now (a course-audit flow run)."),
+    "findings": LazySubcommand("cli.audit:findings_app", "Show the findings of an audit run."),
+    "resync": LazySubcommand("cli.resync:app", "Plan, approve and run resyncs of missing or wrong grades."),
+    "sandbox": LazySubcommand("sandbox_lms.cli:app", "The sandbox LMS: serve or export a generated world."),
+    "demo": LazySubcommand("cli.demo:demo_app", "Run the demo end to end on the sandbox LMS."),
+    "serve": LazySubcommand("cli.serve:serve_app", "Serve the deployments (nightly schedule) from this process."),
+}
 
 
-def fail(message: str, code: int = 1) -> "typer.Exit":
-    """Print one red line on stderr and return the Exit to raise (`raise fail(...)`)."""
-    err_console.print(f"[red]error:[/red] {escape(message)}", highlight=False, soft_wrap=True)
-    return typer.Exit(code)
-
-
-def settings_from(ctx: typer.Context, *, required: bool = False) -> "Settings":
-    """The settings for this invocation (--config > $GRADESYNC_CONFIG > ./gradesync.toml), loaded once.
-    A ConfigError becomes one red line and exit code 1 — never a traceback."""
-    from gradesync.settings import ConfigError, load_settings
-
-    state: CliState = ctx.find_root().obj or CliState()
-    if state._settings is None:
-        try:
-            state._settings = load_settings(state.config, required=required)
-        except ConfigError as e:
-            for problem in e.problems[:-1]:       # every problem at once, one line each
-                err_console.print(f"[red]error:[/red] {escape(problem)}", highlight=False, soft_wrap=True)
-            raise fail(e.problems[-1]) from None
-    return state._settings
-
-
-def display_url(url: str) -> str:
-    """A database URL safe to print (password hidden)."""
-    from sqlalchemy.engine import make_url
-
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:  # noqa: BLE001 - an unparsable URL is shown as "<invalid URL>", never raw
-        return "<invalid URL>"
-
-
-def open_database(settings: "Settings") -> "Engine":
-    """The engine for the configured database, brought to the newest migration first.
-    An unreachable or invalid database becomes one red line and exit code 1."""
-    from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
-
-    from models import make_engine, upgrade_database
-
-    url = settings.database.url
-    try:
-        upgrade_database(url)
-        return make_engine(url)
-    except (ArgumentError, NoSuchModuleError) as e:
-        raise fail(f"database.url: invalid database URL {display_url(url)!r}: {e}") from None
-    except DBAPIError as e:
-        first = str(e.orig).strip().splitlines()[0] if e.orig else str(e)
-        raise fail(f"cannot use database {display_url(url)}: {first}") from None
-
-
-# ---------------------------------------------------------------- lazily mounted sub-apps
-
-@dataclass(frozen=True)
-class LazySubcommand:
-    target: str          # "package.module:attribute" — a typer.Typer or a click command
-    help: str            # shown in `gradesync --help` without importing the module
-
-
-CONFIG_HELP = "gradesync.toml to use (default: $GRADESYNC_CONFIG, else ./gradesync.toml)."
-
-
-def _remember_config(ctx: typer.Context, value: Optional[str]) -> Optional[str]:
-    if value:
-        root = ctx.find_root()
-        if root.obj is None:
-            root.obj = CliState()
-        root.obj.config = Path(value)
-        root.obj._settings = None
-    return value
-
-
-def _config_parameter():
-    """The `--config` option as a parameter object of this Typer (built the Typer way, then reused)."""
-    probe = typer.Typer()
-
-    @probe.command()
-    def _probe(config: Optional[str] = typer.Option(None, "--config", "-c", metavar="PATH", help=CONFIG_HELP,
-                                                    expose_value=False, is_eager=True,
-                                                    callback=_remember_config)) -> None: ...
-
-    return typer.main.get_command(probe).params[0]
-
-
-def with_config_option(cmd: click.Command) -> click.Command:
-    """Give `cmd` (and every command under it) a `--config PATH` option that sets the root's config, so
-    `gradesync import --config X DIR` means `gradesync --config X import DIR`. Commands that declare their
-    own `config` parameter keep theirs (they read the root's as a fallback)."""
-    for sub in (getattr(cmd, "commands", None) or {}).values():
-        with_config_option(sub)
-    if not any(p.name == "config" for p in cmd.params):
-        cmd.params.append(_config_parameter())
-    return cmd
-
-
-class LazyGroup(TyperGroup):
-    """A Typer group that imports LAZY_SUBCOMMANDS only when one is run (or its own --help is asked)."""
-
-    _listing = False
-
-    def list_commands(self, ctx: click.Context) -> list[str]:
-        return list(super().list_commands(ctx)) + [n for n in LAZY_SUBCOMMANDS if n not in self.commands]
-
-    def get_command(self, ctx: click.Context, cmd_name: str) -> Optional[click.Command]:
-        cmd = super().get_command(ctx, cmd_name)
-        if cmd is not None or cmd_name not in LAZY_SUBCOMMANDS:
-            return with_config_option(cmd) if cmd is not None and not self._listing else cmd
-        lazy = LAZY_SUBCOMMANDS[cmd_name]
-        if self._listing:
-            # Top-level help only needs the one-line summary: do not import the module for it.
-            return click.Command(cmd_name, help=lazy.help, short_help=lazy.help)
-        module_name, _, attr = lazy.target.partition(":")
-        obj = getattr(importlib.import_module(module_name), attr)
-        cmd = typer.main.get_command(obj) if isinstance(obj, typer.Typer) else obj
-        cmd.name = cmd_name
-        self.commands[cmd_name] = with_config_option(cmd)
-        return cmd
-
-    def format_help(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
-        self._listing = True
-        try:
-            super().format_help(ctx, formatter)
-        finally:
-            self._listing = False
+class RootGroup(LazyGroup):
+    subcommands = LAZY_SUBCOMMANDS
 
 
 # ---------------------------------------------------------------- the root app and its own commands
 
 app = typer.Typer(
     name="gradesync",
-    cls=LazyGroup,
+    cls=RootGroup,
     no_args_is_help=True,
     add_completion=False,
     rich_markup_mode="markdown",
@@ -361,23 +230,7 @@ def platforms_cmd(ctx: typer.Context) -> None:
 
 def main() -> None:
     """Console-script entry point (`gradesync`): the CLI inside its one error boundary."""
-    from gradesync.cli_errors import run_guarded
+    from cli.errors import run_guarded
 
     sys.exit(run_guarded(app))
 
-
-# ==========================================================================================
-# SUB-APPS MOUNTED BY OTHER MODULES — add one line each, keep the import lazy.
-#   name: LazySubcommand("package.module:attribute", "one-line help for `gradesync --help`")
-# The target is a typer.Typer (or a click command); it is imported only when the command runs,
-# so a heavy module (Prefect, Great Expectations) never slows `gradesync --help` down.
-# Example:  "audit": LazySubcommand("gradesync.audit.cli:app", "Run an audit now ..."),
-# ==========================================================================================
-LAZY_SUBCOMMANDS: dict[str, LazySubcommand] = {
-    "audit": LazySubcommand("gradesync.cli_audit:audit_app", "Audit grade sync now (a course-audit flow run)."),
-    "findings": LazySubcommand("gradesync.cli_audit:findings_app", "Show the findings of an audit run."),
-    "resync": LazySubcommand("gradesync.cli_resync:app", "Plan, approve and run resyncs of missing or wrong grades."),
-    "sandbox": LazySubcommand("sandbox_lms.cli:app", "The sandbox LMS: serve or export a generated world."),
-    "demo": LazySubcommand("gradesync.demo:demo_app", "Run the demo end to end on the sandbox LMS."),
-    "serve": LazySubcommand("gradesync.cli_serve:serve_app", "Serve the deployments (nightly schedule) from this process."),
-}

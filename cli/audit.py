@@ -1,10 +1,6 @@
 """`gradesync audit` and `gradesync findings`: run the course-audit flow, read its findings."""
 from __future__ import annotations
 
-import asyncio
-import csv
-import json
-import os
 import sys
 from collections import Counter
 from pathlib import Path
@@ -13,51 +9,16 @@ from typing import Optional
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from gradesync.cli import make_console
+from cli.common import make_console, quiet_prefect_defaults, root_config
 from gradesync.console_text import wrap_lines
 from gradesync.findings import CATEGORIES
-from gradesync.settings import ConfigError, load_settings
 
 console = make_console()
 err_console = make_console(stderr=True)
 
 EXIT_OK, EXIT_FAILED, EXIT_UNVERIFIED = 0, 1, 3
-
-
-def root_config(ctx: typer.Context | None, config: str | None) -> str | None:
-    """This command's --config, else the root's `gradesync --config PATH`, else None (env / ./gradesync.toml)."""
-    if config:
-        return config
-    state = ctx.find_root().obj if ctx is not None else None
-    root = getattr(state, "config", None)
-    return str(root) if root else None
-
-
-def quiet_prefect_defaults() -> None:
-    """Prefect's own logging at WARNING unless the user chose otherwise; no telemetry attempts offline."""
-    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
-    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    os.environ.setdefault("PREFECT_SERVER_LOGGING_LEVEL", "WARNING")
-    # The temporary server needs 12–20 s on 2 cores (stack-notes A.1); its default 20 s limit is too tight.
-    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
-
-
-class RichProgress:
-    """The progress sink shown while courses are extracted."""
-
-    def __init__(self, progress: Progress):
-        self.progress = progress
-        self.task = None
-
-    def start(self, total: int, description: str) -> None:
-        self.task = self.progress.add_task(description, total=total)
-
-    def advance(self, label: str) -> None:
-        if self.task is not None:
-            self.progress.update(self.task, advance=1, description=f"extracting {label}")
 
 
 def _sqlite_file_missing(url: str) -> bool:
@@ -76,6 +37,7 @@ def check_before_audit(config: str | None, platforms: list[str] | None, courses:
     Returns (settings, scope); raises ConfigError / EmptyScope with the reason."""
     from gradesync.audit.persist import open_database
     from gradesync.audit.scope_check import require_courses, service_url_problems
+    from gradesync.settings import ConfigError, load_settings
 
     settings = load_settings(config)
     if not settings.platforms:
@@ -97,11 +59,13 @@ def check_before_audit(config: str | None, platforms: list[str] | None, courses:
 def run_audit(config: str | None, platforms: list[str] | None, courses: list[str] | None,
               activities: list[str] | None, alerts: bool, *, show_progress: bool = True) -> dict:
     """Check config, database and scope (fast, before Prefect starts), then run the course-audit flow
-    (a real Prefect flow run)."""
-    from gradesync import progress
-    from gradesync.cli_errors import route_library_logs_to_file
+    (a real Prefect flow run); its progress bar reads the run's course statuses from the database."""
+    import asyncio
 
-    check_before_audit(config, platforms, courses, activities)
+    from cli.errors import route_library_logs_to_file
+    from cli.progress import RunProgressBar
+
+    settings, _ = check_before_audit(config, platforms, courses, activities)
     quiet_prefect_defaults()
     from flows.audit import course_audit
 
@@ -109,14 +73,9 @@ def run_audit(config: str | None, platforms: list[str] | None, courses: list[str
     if not show_progress:
         return asyncio.run(course_audit(platforms=platforms, courses=courses, activities=activities,
                                         alerts=alerts, config=config))
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=err_console, transient=True) as bar:
-        progress.install(RichProgress(bar))
-        try:
-            return asyncio.run(course_audit(platforms=platforms, courses=courses, activities=activities,
-                                            alerts=alerts, config=config))
-        finally:
-            progress.install(None)
+    with RunProgressBar(settings.database.url, "course-audit", err_console):
+        return asyncio.run(course_audit(platforms=platforms, courses=courses, activities=activities,
+                                        alerts=alerts, config=config))
 
 
 def print_wrapped(text: str, out: Console = console, style: str | None = None, lead: str = "") -> None:
@@ -176,7 +135,10 @@ def audit(
     Exit codes: 0 the audit completed (findings are results, not errors); 3 it completed but some
     courses could not be audited (unverified); 1 it could not run — including when no course is in
     scope (nothing imported, another database, a filter that matches nothing): never a false all-clear."""
+    import json
+
     from gradesync.audit.export import export_run
+    from gradesync.settings import load_settings
 
     config = root_config(ctx, config)
     outcome = run_audit(config, platform, course, activity, not no_alerts)
@@ -218,9 +180,13 @@ def findings(
 ) -> None:
     """Show the findings of an audit run (default: the latest), or with --latest the current finding of
     every cell across runs. The first line says which run(s) and scope are shown."""
+    import csv
+    import json
+
     from gradesync.audit.export import export_run, latest_run_id
     from gradesync.audit.latest import latest_findings
     from gradesync.audit.persist import open_database
+    from gradesync.settings import ConfigError, load_settings
 
     config = root_config(ctx, config)
     settings = load_settings(config)

@@ -1,7 +1,6 @@
 """`gradesync resync plan | run | approve`: see the queue, send it (a `resync` flow run), approve supersedes."""
 from __future__ import annotations
 
-import asyncio
 from typing import Optional
 
 import typer
@@ -10,10 +9,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from gradesync.cli import make_console
-from gradesync.cli_audit import root_config
-from gradesync.cli_errors import CliError
-from gradesync.settings import load_settings
+from cli.common import make_console, quiet_prefect_defaults, root_config
+from cli.errors import CliError
 
 app = typer.Typer(help="Plan, approve and run resyncs of missing or wrong grades.", no_args_is_help=True,
                   add_completion=False)
@@ -48,6 +45,7 @@ def outcome_words(outcome: str) -> str:
 
 
 def _database(config: str | None) -> str:
+    from gradesync.settings import load_settings
     from models import upgrade_database
 
     settings = load_settings(config)
@@ -144,8 +142,10 @@ def run(
 ) -> None:
     """Send the due tasks (a `resync` flow run): fresh timestamps, verified by reading the LMS back."""
     config = root_config(ctx, config)
-    from gradesync.cli_audit import quiet_prefect_defaults
-    from gradesync.cli_errors import route_library_logs_to_file
+    import asyncio
+
+    from cli.errors import route_library_logs_to_file
+    from gradesync.settings import load_settings
     import models as m
 
     settings = load_settings(config)

@@ -3,8 +3,6 @@ records imported into SQLite, an audit through Prefect (temporary API), the dige
 then the resync and a second audit that shows the resolved findings."""
 from __future__ import annotations
 
-import asyncio
-import shutil
 import time
 from collections import Counter
 from pathlib import Path
@@ -25,8 +23,12 @@ def demo(
     resync: bool = typer.Option(True, "--resync/--no-resync", help="Resync after the audit, then audit again."),
 ) -> None:
     """Run the demo: sandbox world → import → audit → digest → resync → audit again."""
+    import asyncio
+    import shutil
+
     from gradesync.audit.export import export_run
-    from gradesync.cli_audit import print_summary, quiet_prefect_defaults, run_audit
+    from cli.audit import print_summary, run_audit
+    from cli.common import quiet_prefect_defaults
     from gradesync.importer import import_folder
     from gradesync.settings import load_settings
     from sandbox_lms.server import start_sandbox
@@ -62,7 +64,7 @@ def demo(
         if resync:
             from flows.resync import resync_pending
             console.rule("resync: pending missing_in_lms / score_mismatch tasks")
-            from gradesync.cli_resync import print_resync_summary
+            from cli.resync import print_resync_summary
             started = m.utcnow()
             outcome = asyncio.run(resync_pending(config=str(toml)))
             print_resync_summary(outcome, settings.database.url, started)

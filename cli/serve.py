@@ -8,8 +8,8 @@ from typing import Optional
 
 import typer
 
-from gradesync.cli_errors import CliError
-from gradesync.settings import load_settings
+from cli.common import root_config
+from cli.errors import CliError
 
 PREFECT_YAML = Path(__file__).resolve().parents[1] / "prefect.yaml"
 
@@ -48,7 +48,7 @@ def serve(
 ) -> None:
     """Serve nightly-audit (cron and timezone from prefect.yaml, the schedule's one place), course-audit
     and resync against the Prefect API in PREFECT_API_URL. Schedules need a real server: `prefect server start`."""
-    from gradesync.cli_audit import root_config
+    from gradesync.settings import load_settings
 
     config = root_config(ctx, config)
     load_settings(config)                 # a bad gradesync.toml fails here, not in the first nightly run
