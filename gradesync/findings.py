@@ -98,6 +98,8 @@ class RunSummary:
     alert_failures: list[str] = field(default_factory=list)
     # supersedes of manual grades approved since the previous audit: (approved_by, platform, task state)
     approvals: list[tuple[str, str, str]] = field(default_factory=list)
+    # nightly: courses the night plan left out, reason → count (docs/night-reads.md)
+    not_read: dict[str, int] = field(default_factory=dict)
 
     @property
     def still_open(self) -> list[Finding]:

@@ -56,7 +56,9 @@ def close_run(database_url: str, run_id: int) -> RunSummary:
                       "batch_peak_rss_mb": max((b.peak_rss_mb or 0 for b in batches), default=0)}
         per_course = list(s.exec(select(m.CourseAudit.platform, m.CourseAudit.context_id, m.CourseAudit.expected_count,
                                         m.CourseAudit.present_count).where(m.CourseAudit.run_id == run_id)))
+        not_read = dict((run.params or {}).get("not_read") or {})
     summary = load_summary(database_url, run_id)
+    summary.not_read = not_read
     summary.dq_warnings = warnings
     summary.expected_grades = {(p, c): e or 0 for p, c, e, _ in per_course}
     summary.present_grades = {(p, c): n or 0 for p, c, _, n in per_course}

@@ -105,6 +105,7 @@ class ReportView:
     resolved: int
     audited: int
     unverified: tuple[CourseStatus, ...]
+    not_read: tuple[tuple[str, int], ...]
     expected_grades: int
     present_grades: int
     categories: tuple[CategoryLine, ...]
@@ -247,6 +248,7 @@ def build_view(s: RunSummary, *, row_cap: int, people: Directory | None = None) 
         total=len(s.findings), new=sum(1 for f in s.findings if f.identity in s.new),
         still_open=len(s.still_open), resolved=len(s.resolved),
         audited=sum(1 for c in s.courses if c.status == "audited"), unverified=unverified,
+        not_read=tuple(sorted(s.not_read.items(), key=lambda kv: -kv[1])),
         expected_grades=sum(s.expected_grades.values()), present_grades=sum(s.present_grades.values()),
         categories=categories, course_columns=columns, courses=_course_lines(s, columns),
         groups=tuple(groups), row_cap=row_cap, course_options=_course_options(s, people),
