@@ -4,9 +4,11 @@ Retired rows (a full import found them gone: models/tool_records.py) are history
 identity or completion with retired_at set reaches the audit. Passbacks are never retired."""
 from __future__ import annotations
 
+from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
+from sqlalchemy import func, or_, true
 from sqlmodel import select
 
 import models as m
@@ -217,52 +219,88 @@ def _whole_platform_rows(s, name: str, activity_ids: list[str]) -> tuple[list, l
 
 
 def _read_platform_rows(s, name: str, activity_ids: list[str], keys: _BatchKeys) -> _PlatformRows:
-    """The rows a batch's diagnosis can consult, read by key (docs: diagnosis/expected.py):
+    """The rows a batch's diagnosis can consult (gradesync/diagnosis/expected.py, course.py), read by key,
+    each row once:
     - completions launched in the batch's courses (expected grades (b)) → their accounts;
     - identities of the LMS users the batch names → the linked accounts;
-    - those accounts (their emails), then every account sharing one of their emails or a roster email
-      (duplicate_account, a never-launched learner found by roster email);
-    - every identity of all these accounts on the platform ("not linked to another LMS user", the LMS
-      user of an expected (b) grade), and every completion of theirs of the batch's activities (the
-      one launched from the course, else the latest)."""
+    - accounts with a roster email, then the linked / launching accounts not found so, then every
+      account sharing their emails (duplicate_account; a never-launched learner found by roster email);
+    - every identity of these accounts on the platform ("not linked to another LMS user", the LMS user of
+      an expected (b) grade) and every completion of theirs of the batch's activities (the one launched
+      from the course, else the latest)."""
     if not activity_ids:
         return _PlatformRows([], [], [])
-    in_context = _chunked_rows(s, keys.contexts, lambda ctxs: select(m.Completion).where(
+    launched = _chunked_rows(s, keys.contexts, lambda ctxs: select(m.Completion).where(
         m.Completion.platform == name, m.Completion.context_id.in_(ctxs),
         m.Completion.activity_id.in_(activity_ids), m.Completion.retired_at.is_(None)))
     by_user = _chunked_rows(s, sorted(keys.lms_users), lambda users: select(m.Identity).where(
         m.Identity.platform == name, m.Identity.lms_user_id.in_(users), m.Identity.retired_at.is_(None)))
-    named = {c.account_id for c in in_context} | {i.account_id for i in by_user}
-    by_id = _chunked_rows(s, sorted(named), lambda ids: select(m.Account.account_id, m.Account.email)
-                          .where(m.Account.account_id.in_(ids)))
-    emails = keys.emails | {e for _, email in by_id if (e := normalise_email(email)) is not None}
-    by_email = _accounts_by_email(s, emails)
-    accounts = {a: e for a, e in [*by_id, *by_email]}
+
+    accounts = dict(_accounts_by_email(s, keys.emails, {}))
+    named = ({c.account_id for c in launched} | {i.account_id for i in by_user}) - accounts.keys()
+    accounts.update(_chunked_rows(s, sorted(named), lambda ids: select(m.Account.account_id, m.Account.email)
+                                  .where(m.Account.account_id.in_(ids))))
+    known: dict[str, list[str]] = defaultdict(list)
+    for account_id, email in accounts.items():
+        if (e := normalise_email(email)) is not None:
+            known[e].append(account_id)
+    accounts.update(_accounts_by_email(s, set(known) - keys.emails, known))
+
     ids = sorted(accounts)
-    by_account = _chunked_rows(s, ids, lambda chunk: select(m.Identity).where(
-        m.Identity.platform == name, m.Identity.account_id.in_(chunk), m.Identity.retired_at.is_(None)))
-    of_accounts = _chunked_rows(s, ids, lambda chunk: select(m.Completion).where(
+    read_identities = _ids_by_account(by_user)
+    more_identities = _chunked_rows(s, ids, lambda chunk: select(m.Identity).where(
+        m.Identity.platform == name, m.Identity.account_id.in_(chunk), m.Identity.retired_at.is_(None),
+        _not_in(m.Identity.id, [i for a in chunk for i in read_identities.get(a, ())])))
+    read_completions = _ids_by_account(launched)
+    more_completions = _chunked_rows(s, ids, lambda chunk: select(m.Completion).where(
         m.Completion.account_id.in_(chunk), m.Completion.activity_id.in_(activity_ids),
-        m.Completion.retired_at.is_(None)))
-    identities = {i.id: (i.account_id, i.lms_user_id) for i in [*by_user, *by_account]}
-    comps = {c.id: c for c in [*in_context, *of_accounts]}
+        m.Completion.retired_at.is_(None),
+        _not_in(m.Completion.id, [i for a in chunk for i in read_completions.get(a, ())])))
+    identities = {i.id: (i.account_id, i.lms_user_id) for i in [*by_user, *more_identities]}
+    comps = {c.id: c for c in [*launched, *more_completions]}
     return _PlatformRows(sorted(accounts.items()), [identities[k] for k in sorted(identities)],
                          [_completion(comps[k]) for k in sorted(comps)])
 
 
-def _accounts_by_email(s, emails: set[str]) -> list[tuple[str, str | None]]:
+def _accounts_by_email(s, emails: set[str], known: dict[str, list[str]]) -> list[tuple[str, str | None]]:
     """Accounts whose email equals one of `emails` as normalise_email compares them (case-insensitive,
-    blanks trimmed). SQL lower() folds ASCII only on SQLite (and under PostgreSQL's C collation): a key
-    with other characters is also matched by a LIKE pattern with `_` in their place, and every
-    candidate is checked in Python."""
+    blanks trimmed), except the `known` ones (email → account ids already read). SQL lower() folds
+    ASCII only on SQLite (and under PostgreSQL's C collation): there a key with other characters is
+    also matched by a LIKE pattern with `_` in their place; every candidate is checked in Python."""
     norm = email_key(m.Account.email)       # the expression of ix_account_email_norm
-    rows = _chunked_rows(s, sorted(emails), lambda chunk: select(m.Account.account_id, m.Account.email)
-                         .where(norm.in_(chunk)))
-    for e in sorted(e for e in emails if not e.isascii()):
-        pattern = "".join(ch if ch.isascii() else "_" for ch in e.replace("\\", "\\\\").replace("%", "\\%")
-                          .replace("_", "\\_"))
-        rows += list(s.exec(select(m.Account.account_id, m.Account.email).where(norm.like(pattern, escape="\\"))))
+
+    def query(where, chunk, skip):
+        return select(m.Account.account_id, m.Account.email).where(
+            where, _not_in(m.Account.account_id, [a for e in chunk for a in skip.get(e, ())]))
+
+    rows = _chunked_rows(s, sorted(emails), lambda chunk: query(norm.in_(chunk), chunk, known))
+    found = defaultdict(list, {e: list(ids) for e, ids in known.items()})
+    for account_id, email in rows:
+        found[normalise_email(email)].append(account_id)
+    others = sorted(e for e in emails if not e.isascii())
+    if others and s.exec(select(func.lower("Ä"))).one() != "ä":
+        # This database's lower() leaves non-ASCII letters alone: one scan per 100 such keys.
+        for chunk in chunked(others, 100):
+            rows += list(s.exec(query(or_(*[norm.like(_like_pattern(e), escape="\\") for e in chunk]), chunk, found)))
     return [(a, email) for a, email in rows if normalise_email(email) in emails]
+
+
+def _like_pattern(email: str) -> str:
+    """A LIKE pattern matching `email` with any character in place of each non-ASCII one."""
+    escaped = email.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return "".join(ch if ch.isascii() else "_" for ch in escaped)
+
+
+def _ids_by_account(rows) -> dict[str, list[int]]:
+    out: dict[str, list[int]] = defaultdict(list)
+    for r in rows:
+        out[r.account_id].append(r.id)
+    return out
+
+
+def _not_in(column, values: list):
+    """`column NOT IN values`, or no condition for no values (rows already read are not read twice)."""
+    return column.not_in(values) if values else true()
 
 
 def _chunked_rows(s, keys: list, statement) -> list:
