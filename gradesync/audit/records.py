@@ -115,8 +115,8 @@ def load_tool_records(database_url: str, scope: AuditScope,
                       courses: dict[tuple[str, str], CourseRecords] | None = None) -> ToolRecords:
     """The tool's records for every course in scope, indexed per platform. With `snapshots` (phase 2,
     after extraction) accounts, identities and completions are read only by the keys the snapshots and
-    passbacks name (gradesync/audit/_py); without, every account and identity of the platforms.
-    `courses`: phase 1's result, when the caller already has it."""
+    passbacks name (_read_platform_rows); without, every account and identity of the platforms (the
+    single-process audit). `courses`: phase 1's result, when the caller already has it."""
     if courses is None:
         courses = load_course_records(database_url, scope)
     platforms: dict[str, PlatformRecords] = {}
