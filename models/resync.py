@@ -22,6 +22,7 @@ class ResyncTask(SQLModel, table=True):
         Index("uq_resync_task_open", "platform", "line_item_id", "lms_user_id", unique=True,
               sqlite_where=_OPEN_STATES_SQL, postgresql_where=_OPEN_STATES_SQL),
         Index("ix_resync_task_state_next", "state", "next_attempt_at"),
+        Index("ix_resync_task_course", "platform", "context_id"),     # a batch's resync sends (migration 0005)
     )
     id: Optional[int] = Field(default=None, primary_key=True)
     identity: str = Field(sa_type=Text)                     # the finding identity that created it

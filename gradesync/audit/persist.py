@@ -3,16 +3,14 @@ failed; and the run read back as a RunSummary with new / still open / resolved f
 from __future__ import annotations
 
 from collections import Counter
-from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func
+from sqlalchemy import and_, func
 from sqlmodel import select
 
 import models as m
+from gradesync.audit import changes
 from gradesync.findings import CourseStatus, DataQualityWarning, Finding, RunSummary
-
-HISTORY_RUNS = 30
 
 
 def open_database(url: str) -> str:
@@ -89,37 +87,24 @@ def _as_finding(row: m.Finding) -> Finding:
 
 
 def load_summary(database_url: str, run_id: int) -> RunSummary:
-    """A stored run as a RunSummary, with new/resolved computed against each course's previous audit."""
+    """A stored run as a RunSummary, with new/resolved computed against each course's previous audit
+    (gradesync/audit/changes.py: set-based over the whole run)."""
     with m.session_scope(m.make_engine(database_url)) as s:
         run = s.get(m.AuditRun, run_id)
         courses = list(s.exec(select(m.CourseAudit).where(m.CourseAudit.run_id == run_id)))
         rows = list(s.exec(select(m.Finding).where(m.Finding.run_id == run_id).order_by(m.Finding.id)))
-        titles = dict(((c.platform, c.context_id), c.title) for c in s.exec(select(m.Course)))
-        activities = run_activities(run)
-        current = {r.identity for r in rows}
-        new: set[str] = set()
-        resolved: list[Finding] = []
-        by_course: dict[tuple[str, str], list[m.Finding]] = {}
-        for r in rows:
-            by_course.setdefault((r.platform, r.context_id), []).append(r)
-        for c in courses:
-            key = (c.platform, c.context_id)
-            mine = by_course.get(key, [])
-            last_audited = _previous_run(s, c, run_id, audited_only=True)
-            last_any = _previous_run(s, c, run_id, audited_only=False)
-            prev_audited = [r for r in _course_findings(s, last_audited, key) if in_scope(r.activity_id, activities)]
-            seen = {r.identity for r in prev_audited} | {r.identity for r in _course_findings(s, last_any, key)
-                                                         if last_any != last_audited}
-            new |= {r.identity for r in mine if r.identity not in seen}
-            if c.status == "audited":   # an unverified course proves nothing resolved
-                resolved += [_as_finding(r) for r in prev_audited if r.identity not in current]
+        titles = dict(((p, ctx), title) for p, ctx, title in s.exec(
+            select(m.Course.platform, m.Course.context_id, m.Course.title).join(m.CourseAudit, and_(
+                m.CourseAudit.platform == m.Course.platform, m.CourseAudit.context_id == m.Course.context_id))
+            .where(m.CourseAudit.run_id == run_id)))
+        new, resolved = changes.run_changes(s, run_id, run_activities(run))
         summary = RunSummary(
             run_id=run.id, kind=run.kind, started_at=run.started_at, finished_at=run.finished_at, state=run.state,
             courses=[CourseStatus(c.platform, c.context_id, c.status, c.reason, titles.get((c.platform, c.context_id)))
                      for c in courses],
-            findings=[_as_finding(r) for r in rows], new=new, resolved=resolved, report_path=run.report_path,
-            request_stats=dict(run.request_stats or {}), history=_history(s, run_id),
-            approvals=_approvals_since_previous_audit(s, run))
+            findings=[_as_finding(r) for r in rows], new=new, resolved=[_as_finding(r) for r in resolved],
+            report_path=run.report_path, request_stats=dict(run.request_stats or {}),
+            history=changes.history(s, run_id), approvals=_approvals_since_previous_audit(s, run))
         return summary
 
 
@@ -131,38 +116,6 @@ def _approvals_since_previous_audit(s, run: m.AuditRun) -> list[tuple[str, str, 
     if prev is not None:
         q = q.where(m.ResyncTask.approved_at >= prev.started_at)
     return [(t.approved_by or "?", t.platform, t.state.value) for t in s.exec(q.order_by(m.ResyncTask.id))]
-
-
-def _previous_run(s, c: m.CourseAudit, run_id: int, *, audited_only: bool) -> int | None:
-    q = select(func.max(m.CourseAudit.run_id)).join(m.AuditRun, m.AuditRun.id == m.CourseAudit.run_id).where(
-        m.CourseAudit.platform == c.platform, m.CourseAudit.context_id == c.context_id,
-        m.CourseAudit.run_id < run_id, m.AuditRun.kind != "resync")
-    if audited_only:
-        q = q.where(m.CourseAudit.status == "audited")
-    return s.exec(q).one()
-
-
-def _course_findings(s, run_id: int | None, key: tuple[str, str]) -> list[m.Finding]:
-    if run_id is None:
-        return []
-    return list(s.exec(select(m.Finding).where(m.Finding.run_id == run_id, m.Finding.platform == key[0],
-                                               m.Finding.context_id == key[1])))
-
-
-def _history(s, run_id: int) -> list[tuple[str, dict[str, int]]]:
-    """Findings per night by category over the latest audit runs (the last run of each day counts)."""
-    runs = list(s.exec(select(m.AuditRun).where(m.AuditRun.id <= run_id, m.AuditRun.kind != "resync")
-                       .order_by(m.AuditRun.id.desc()).limit(HISTORY_RUNS * 3)))
-    by_day: dict[str, int] = {}
-    for r in runs:
-        by_day.setdefault(r.started_at.date().isoformat(), r.id)
-    days = sorted(by_day.items())[-HISTORY_RUNS:]
-    out = []
-    for day, rid in days:
-        counts = dict(s.exec(select(m.Finding.category, func.count()).where(m.Finding.run_id == rid)
-                             .group_by(m.Finding.category)).all())
-        out.append((day, {k.value if hasattr(k, "value") else str(k): v for k, v in counts.items()}))
-    return out
 
 
 def finish_run(database_url: str, run_id: int, summary: RunSummary) -> None:
