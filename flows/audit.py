@@ -23,14 +23,16 @@ from prefect.states import Completed, State
 
 from gradesync.audit import batch, persist, records
 from gradesync.audit.night_plan import plan_night
+from gradesync.audit.retention import purge_snapshots
 from gradesync.audit.scope_check import require_courses
 from gradesync.audit.validate import merge_results
 from gradesync.budget import lms_slots
 from gradesync.diagnosis.wanted import results_wanted
 from gradesync.report.env import report_path
 from gradesync.settings import Settings, load_settings
-from tasks.audit_steps import diagnose, load_tool_records, reconcile, save_batch, validate
-from tasks.extract import extract_platform
+from lti_client import LtiClient
+from tasks.audit_steps import diagnose, load_course_records, load_tool_records, reconcile, save_batch, validate
+from tasks.extract import extract_platform, read_rest_where_needed, request_stats
 from tasks.publish import alert, publish_report
 
 BATCH_DEPLOYMENT = "audit-batch/audit-batch"
@@ -49,24 +51,29 @@ async def audit_batch(run_id: int, seq: int, platform: str, context_ids: list[st
     scope = batch.scope_of_courses(db, settings, platform, list(context_ids), activities)
     reg = settings.platform(platform)
     clock = batch.StepClock()
-    tool = load_tool_records(db, scope)
+    courses, with_work = load_course_records(db, scope)
     # Results only of the line items a grade is expected on or the tool posted to (docs/night-reads.md).
-    wanted = {ctx: results_wanted(tool.courses[(platform, ctx)], tool.platforms[platform])
-              for ctx in scope.context_ids(platform) if (platform, ctx) in tool.courses}
+    wanted = {key[1]: results_wanted(course, with_work) for key, course in courses.items()}
     clock.lap("load")
     async with lms_slots(reg, "nightly" if purpose == "nightly" else "on-demand",
                          share=settings.audit.on_demand_reserved_share) as slots:
         clock.lap("wait_budget")
-        extraction = await extract_platform(reg, scope.courses_of(platform), in_flight=slots, wanted=wanted)
-        clock.lap("extract")
-    snapshots = {(platform, ctx): snap for ctx, snap in extraction.snapshots.items()}
+        async with LtiClient(reg, in_flight=slots) as client:
+            extraction = await extract_platform(client, scope.courses_of(platform), wanted)
+            clock.lap("extract")
+            snapshots = {(platform, ctx): snap for ctx, snap in extraction.snapshots.items()}
+            tool = load_tool_records(db, scope, snapshots, courses)
+            clock.lap("load_people")
+            snapshots = await read_rest_where_needed(client, tool, snapshots)
+            clock.lap("extract")
+            stats = request_stats(client)
     rows = reconcile(tool, snapshots)
     outcome = validate(rows, snapshots)
     clock.lap("validate")
     diagnoses = diagnose(tool, snapshots, {platform: extraction.grant}, rows, outcome)
     clock.lap("diagnose")
     counts = save_batch(db, run_id, batch_id, diagnoses, snapshots,
-                        {platform: {**extraction.request_stats, "slots": slots}}, outcome, activities,
+                        {platform: {**stats, "slots": slots}}, outcome, activities,
                         clock.seconds)
     return {"seq": seq, "platform": platform, "worker": batch.worker_name(), "slots": slots, **counts}
 
@@ -129,6 +136,7 @@ async def _audit_run(log, kind: str, settings: Settings, db: str, scope: records
         summary.alert_failures = alert(db, summary, settings)
     summary.report_path = str(publish_report(db, summary, settings, validation))
     persist.finish_run(db, run_id, summary)
+    purge_snapshots(db, settings.audit.snapshot_runs_kept)
     log.info("audit run %s %s: %d finding(s), %d new, %d course(s) unverified; report %s", run_id,
              summary.state, len(summary.findings), len(summary.new), len(summary.unverified), summary.report_path)
     return persist.outcome_of(summary)

@@ -13,9 +13,18 @@ from gradesync.diagnosis.inputs import CourseSnapshot, ScoreGrant
 TASK = dict(cache_policy=NO_CACHE)
 
 
+@task(name="load-course-records", **TASK)
+def load_course_records(database_url: str, scope: records.AuditScope) -> tuple[dict, set[str]]:
+    """Before extraction: the batch's courses (info, links, passbacks) and the activities with work."""
+    courses = records.load_course_records(database_url, scope)
+    return courses, records.activities_with_work(database_url, courses)
+
+
 @task(name="load-tool-records", **TASK)
-def load_tool_records(database_url: str, scope: records.AuditScope) -> records.ToolRecords:
-    return records.load_tool_records(database_url, scope)
+def load_tool_records(database_url: str, scope: records.AuditScope,
+                      snapshots: dict[tuple[str, str], CourseSnapshot], courses: dict) -> records.ToolRecords:
+    """After extraction: accounts, identities and completions read by the keys the snapshots name."""
+    return records.load_tool_records(database_url, scope, snapshots, courses=courses)
 
 
 @task(name="reconcile", **TASK)

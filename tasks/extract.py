@@ -12,10 +12,11 @@ from dataclasses import dataclass, field
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from gradesync.audit.extract import extract_course, failed_snapshot
+from gradesync.audit.extract import extract_course, failed_snapshot, read_rest
+from gradesync.audit.records import ToolRecords
+from gradesync.diagnosis.wanted import rest_needed
 from gradesync.diagnosis.inputs import CourseSnapshot, ScoreGrant
 from lti_client import LtiClient, LtiError
-from lti_client.registration import PlatformRegistration
 from lti_client.types import SCOPE_SCORE, ErrorKind
 
 RETRYABLE = {ErrorKind.transient, ErrorKind.throttled, ErrorKind.malformed}
@@ -33,9 +34,7 @@ def _transient(task, task_run, state) -> bool:
 async def extract_course_task(client: LtiClient, platform: str, context_id: str, lineitems_url: str,
                               memberships_url: str, wanted=None) -> CourseSnapshot:
     try:
-        if wanted is None:
-            return await extract_course(client, lineitems_url, memberships_url)
-        return await extract_course(client, lineitems_url, memberships_url, wanted=wanted)
+        return await extract_course(client, lineitems_url, memberships_url, wanted)
     except LtiError as e:
         if e.info.kind in RETRYABLE:
             raise            # the task's retries may fix it
@@ -49,44 +48,70 @@ async def score_grant_task(client: LtiClient, platform: str) -> ScoreGrant:
     return ScoreGrant.from_token_grant(await client.score_grant(), SCOPE_SCORE)
 
 
+@task(name="read-rest", task_run_name="read-rest-{platform}-{context_id}", retries=2, retry_delay_seconds=[1, 3],
+      retry_jitter_factor=0.5, retry_condition_fn=_transient, cache_policy=NO_CACHE)
+async def read_rest_task(client: LtiClient, platform: str, context_id: str, snap: CourseSnapshot) -> CourseSnapshot:
+    try:
+        return await read_rest(client, snap)
+    except LtiError as e:
+        if e.info.kind in RETRYABLE:
+            raise
+        return failed_snapshot(e)
+
+
 @dataclass
 class PlatformExtraction:
     grant: ScoreGrant
     snapshots: dict[str, CourseSnapshot] = field(default_factory=dict)   # context_id → snapshot
-    request_stats: dict = field(default_factory=dict)
 
 
-async def extract_platform(registration: PlatformRegistration, courses: list[tuple[str, str, str]], *,
-                           in_flight: int | None = None, wanted: dict | None = None) -> PlatformExtraction:
-    """Grant check + every course of one platform, concurrently within the client's in-flight limit
-    (`in_flight`: the slots of the key's budget the caller holds, gradesync/budget.py).
+async def extract_platform(client: LtiClient, courses: list[tuple[str, str, str]],
+                           wanted: dict | None = None) -> PlatformExtraction:
+    """Grant check + every course of one platform, concurrently within the client's in-flight limit.
     courses: (context_id, lineitems_url, memberships_url); wanted: context_id → which line items'
-    results to read (gradesync/audit/extract.py; absent = all)."""
-    async with LtiClient(registration, in_flight=in_flight) as client:
+    results to read (gradesync/diagnosis/wanted.py; absent = all)."""
+    name = client.registration.name
+    try:
+        grant = await score_grant_task(client, name)
+    except LtiError as e:
+        grant = ScoreGrant.from_error(e.info)
+    try:
+        await client.read_grant()
+    except LtiError as e:
+        # No read token: nothing of this platform can be audited.
+        failed = failed_snapshot(e)
+        return PlatformExtraction(grant, {ctx: failed for ctx, _, _ in courses})
+
+    async def one(ctx: str, li_url: str, m_url: str) -> tuple[str, CourseSnapshot]:
         try:
-            grant = await score_grant_task(client, registration.name)
-        except LtiError as e:
-            grant = ScoreGrant.from_error(e.info)
+            snap = await extract_course_task(client, name, ctx, li_url, m_url, (wanted or {}).get(ctx))
+        except Exception as e:   # after the task's retries: the course is unverified
+            snap = failed_snapshot(e)
+        return ctx, snap
+
+    pairs = await asyncio.gather(*(one(*c) for c in courses))
+    return PlatformExtraction(grant, dict(pairs))
+
+
+async def read_rest_where_needed(client: LtiClient, tool: ToolRecords,
+                                 snapshots: dict[tuple[str, str], CourseSnapshot]) -> dict[tuple[str, str], CourseSnapshot]:
+    """The batch's snapshots, with every result read in the courses where an item looks inactive
+    (`rest_needed`: its heuristic counts the other items' results)."""
+    out = dict(snapshots)
+
+    async def one(key: tuple[str, str]) -> None:
         try:
-            await client.read_grant()
-        except LtiError as e:
-            # No read token: nothing of this platform can be audited.
-            failed = failed_snapshot(e)
-            return PlatformExtraction(grant, {ctx: failed for ctx, _, _ in courses}, _stats(client))
+            out[key] = await read_rest_task(client, key[0], key[1], snapshots[key])
+        except Exception as e:
+            out[key] = failed_snapshot(e)
 
-        async def one(ctx: str, li_url: str, m_url: str) -> tuple[str, CourseSnapshot]:
-            try:
-                snap = await extract_course_task(client, registration.name, ctx, li_url, m_url,
-                                                 (wanted or {}).get(ctx))
-            except Exception as e:   # after the task's retries: the course is unverified
-                snap = failed_snapshot(e)
-            return ctx, snap
-
-        pairs = await asyncio.gather(*(one(*c) for c in courses))
-        return PlatformExtraction(grant, dict(pairs), _stats(client))
+    keys = [k for k, snap in snapshots.items() if snap.error is None and k in tool.courses
+            and rest_needed(tool.platforms[k[0]], tool.courses[k], snap)]
+    await asyncio.gather(*(one(k) for k in keys))
+    return out
 
 
-def _stats(client: LtiClient) -> dict:
+def request_stats(client: LtiClient) -> dict:
     s = client.stats
     return {"requests": dict(s.requests), "total": s.total, "retries": s.retries,
             "throttled": s.throttled, "throttle_wait_s": round(s.throttle_wait_s, 3)}

@@ -20,13 +20,11 @@ from sqlalchemy import delete, update
 from sqlmodel import select
 
 import models as m
+from models.db import bulk_insert
 from gradesync.audit.records import AuditScope, CourseRef
 from gradesync.diagnosis.course import CourseDiagnosis
 from gradesync.diagnosis.inputs import CourseSnapshot
 from gradesync.findings import DataQualityWarning, Finding
-
-ROWS_PER_STATEMENT = 20_000
-
 
 class StepClock:
     """Seconds spent per step of a batch (stored with the batch: where a night's time goes)."""
@@ -135,13 +133,9 @@ def _finding_row(run_id: int, f: Finding) -> dict[str, Any]:
 
 
 def _insert(s, model, rows: list[dict]) -> None:
-    bulk = getattr(m, "bulk_insert", None)          # COPY on PostgreSQL where models.db provides it
-    if bulk is not None:
-        bulk(s, model, rows)
-        return
-    from sqlalchemy import insert
-    for i in range(0, len(rows), ROWS_PER_STATEMENT):
-        s.execute(insert(model), rows[i:i + ROWS_PER_STATEMENT])
+    """COPY on PostgreSQL, one executemany on SQLite (models.db.bulk_insert)."""
+    if rows:
+        bulk_insert(s, model, rows)
 
 
 def save_batch(database_url: str, run_id: int, batch_id: int, diagnoses: list[CourseDiagnosis],

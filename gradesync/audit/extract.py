@@ -49,7 +49,7 @@ async def extract_course(client: LtiClient, lineitems_url: str, memberships_url:
     spending the platform's request budget); a results failure of one line item (`item_level`) goes
     into `item_errors` and the other items are still read.
     `wanted` (None = every item): the line items whose results are read (gradesync/diagnosis/wanted.py);
-    the others are listed in `results_not_read`, unless `wanted.rest_needed` asks for them too."""
+    the others are listed in `results_not_read` (`read_rest` reads them when `rest_needed` says so)."""
     try:
         async with asyncio.TaskGroup() as tg:
             items_task = tg.create_task(client.list_line_items(lineitems_url))
@@ -59,14 +59,19 @@ async def extract_course(client: LtiClient, lineitems_url: str, memberships_url:
         outcomes = await _read_results(client, first)
     except* LtiError as group:
         raise group.exceptions[0] from None
-    snap = _snapshot(line_items, members, outcomes)
-    if len(outcomes) < len(line_items) and wanted is not None and wanted.rest_needed(snap):
-        try:
-            outcomes |= await _read_results(client, [li for li in line_items if li.id not in outcomes])
-        except* LtiError as group:
-            raise group.exceptions[0] from None
-        snap = _snapshot(line_items, members, outcomes)
-    return snap
+    return _snapshot(line_items, members, outcomes)
+
+
+async def read_rest(client: LtiClient, snap: CourseSnapshot) -> CourseSnapshot:
+    """The snapshot with the results of its not-read line items read too."""
+    rest = [li for li in snap.line_items if li.id in snap.results_not_read]
+    try:
+        outcomes = await _read_results(client, rest)
+    except* LtiError as group:
+        raise group.exceptions[0] from None
+    outcomes |= {item_id: rs for item_id, rs in snap.results.items()}
+    outcomes |= {item_id: err for item_id, err in snap.item_errors.items()}
+    return _snapshot(snap.line_items, snap.members, outcomes)
 
 
 def _snapshot(line_items: list[LineItem], members: list[Member],

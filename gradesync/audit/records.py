@@ -113,6 +113,18 @@ def load_course_records(database_url: str, scope: AuditScope) -> dict[tuple[str,
     return courses
 
 
+def activities_with_work(database_url: str, courses: dict[tuple[str, str], CourseRecords]) -> set[str]:
+    """The activities linked in `courses` that have at least one current completion (in any launch
+    context): whose results a batch reads (gradesync/diagnosis/wanted.py). One indexed query per 5,000."""
+    wanted = sorted({link.activity_id for c in courses.values() for link in c.links if link.graded})
+    found: set[str] = set()
+    with m.session_scope(m.make_engine(database_url)) as s:
+        for i in range(0, len(wanted), 5_000):
+            found |= set(s.exec(select(m.Completion.activity_id).distinct().where(
+                m.Completion.activity_id.in_(wanted[i:i + 5_000]), m.Completion.retired_at.is_(None))))
+    return found
+
+
 def load_tool_records(database_url: str, scope: AuditScope,
                       snapshots: dict[tuple[str, str], CourseSnapshot] | None = None,
                       courses: dict[tuple[str, str], CourseRecords] | None = None) -> ToolRecords:

@@ -9,12 +9,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import models as m
-from gradesync.audit.extract import extract_course, failed_snapshot
+from gradesync.audit.extract import extract_course, failed_snapshot, read_rest
 from gradesync.audit.records import load_tool_records, resolve_scope
 from gradesync.diagnosis.course import diagnose_course
 from tests.suite_gaps import suite_gaps
 from gradesync.diagnosis.inputs import ScoreGrant
-from gradesync.diagnosis.wanted import results_wanted
+from gradesync.diagnosis.wanted import activities_with_work, rest_needed, results_wanted
 from gradesync.importer import import_folder
 from gradesync.settings import load_settings
 from lti_client import LtiClient, LtiError
@@ -62,9 +62,11 @@ async def diagnose_platform(settings, name: str, refs, records, counters, *, fil
         rec = records.platforms[name]
         for ref in refs:
             course = records.courses[(name, ref.context_id)]
-            wanted = results_wanted(course, rec) if filtered else None
+            wanted = results_wanted(course, activities_with_work(rec)) if filtered else None
             try:
                 snap = await extract_course(client, ref.lineitems_url, ref.memberships_url, wanted)
+                if filtered and rest_needed(rec, course, snap):
+                    snap = await read_rest(client, snap)
             except LtiError as e:
                 snap = failed_snapshot(e)
             out[ref.context_id] = (diagnose_course(rec, course, snap, grant, suite_gaps(rec, course, snap)), snap)

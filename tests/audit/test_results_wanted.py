@@ -9,7 +9,7 @@ from gradesync.diagnosis.course import diagnose_course
 from tests.suite_gaps import suite_gaps
 from gradesync.diagnosis.inputs import (Completion, CourseInfo, CourseRecords, CourseSnapshot, LinkInfo, Passback,
                                         PlatformRecords, ScoreGrant)
-from gradesync.diagnosis.wanted import results_wanted
+from gradesync.diagnosis.wanted import activities_with_work, rest_needed, results_wanted
 from lti_client.types import ErrorKind, LineItem, LtiErrorInfo, Member, Result
 
 LEARNER = "http://purl.imsglobal.org/vocab/lis/v2/membership#Learner"
@@ -46,7 +46,7 @@ def test_wanted_items_are_graded_links_with_work_and_everything_passbacks_name()
     pbs = [Passback("u2", "RL-posted", 8.0, 10.0, T0, 200, line_item_id="li-7"),
            Passback("u2", None, 8.0, 10.0, T0, 200, line_item_id="li-tool-made")]
     rec, course = records([done_elsewhere, comp("u1", "A-reading")], links, pbs)
-    wanted = results_wanted(course, rec)
+    wanted = results_wanted(course, activities_with_work(rec))
     assert wanted.resource_link_ids == {"RL-done", "RL-posted"}
     assert wanted.line_item_ids == {"li-7", "li-tool-made"}
     assert wanted(item(1, "RL-done")) and wanted(LineItem("li-tool-made", "Tool", 10.0, None))
@@ -79,24 +79,24 @@ def test_rest_is_read_only_when_an_item_looks_inactive():
     comps = [comp(u, "A1") for u in USERS] + [comp("u1", "A2")]
     rec, course = records(comps, links)
     items = [item(1, "RL1"), item(2, "RL2"), item(3, "RL3")]
-    wanted = results_wanted(course, rec)
+    wanted = results_wanted(course, activities_with_work(rec))
     assert [wanted(i) for i in items] == [True, True, False]
     # RL1: three learners did the work, none has a result → item_not_active's heuristic will ask
     # whether other items have results (li-3 has a teacher's grade): the rest must be read.
     first = CourseSnapshot(items, {"li-1": [], "li-2": []}, ROSTER, results_not_read=frozenset({"li-3"}))
-    assert wanted.rest_needed(first)
+    assert rest_needed(rec, course, first)
     full = CourseSnapshot(items, {"li-1": [], "li-2": [], "li-3": [result("li-3", "u2", 5.0)]}, ROSTER)
     d = diagnose_course(rec, course, full, ScoreGrant(True), suite_gaps(rec, course, full))
     assert [(f.category, f.resource_link_id) for f in d.findings if f.level == "item"] == [("item_not_active", "RL1")]
     # once RL1's grades are present, nothing looks inactive: the future item stays unread
     synced = CourseSnapshot(items, {"li-1": [result("li-1", u) for u in USERS], "li-2": []}, ROSTER,
                             results_not_read=frozenset({"li-3"}))
-    assert not wanted.rest_needed(synced)
+    assert not rest_needed(rec, course, synced)
     # a refusal as unpublished decides before the heuristic: no need for the other items either
     refused = Passback("u1", "RL1", 8.0, 10.0, T0, 422,
                        '{"errors":[{"field":"grade","message":"cannot be changed at this time: '
                        'This assignment is still unpublished","error_code":null}]}')
     rec, course = records(comps, links, [refused])
-    wanted = results_wanted(course, rec)
-    assert not wanted.rest_needed(first)
-    assert not wanted.rest_needed(CourseSnapshot(items, {"li-1": [], "li-2": [], "li-3": []}, ROSTER))
+    wanted = results_wanted(course, activities_with_work(rec))
+    assert not rest_needed(rec, course, first)
+    assert not rest_needed(rec, course, CourseSnapshot(items, {"li-1": [], "li-2": [], "li-3": []}, ROSTER))
