@@ -97,16 +97,8 @@ def _open_tasks(session: Session, platforms: set[str],
         return {}
     q = select(m.ResyncTask).where(m.ResyncTask.platform.in_(sorted(platforms)),
                                    m.ResyncTask.state.in_(list(m.OPEN_RESYNC_STATES)))
-    if courses is None:
-        rows = session.exec(q).all()
-    else:   # a batch reads the open tasks of its own courses only
-        rows = []
-        for p in sorted({p for p, _ in courses}):
-            ctxs = sorted(c for q_p, c in courses if q_p == p)
-            for i in range(0, len(ctxs), 2_000):
-                rows += session.exec(q.where(m.ResyncTask.platform == p,
-                                             m.ResyncTask.context_id.in_(ctxs[i:i + 2_000]))).all()
-    return {(t.platform, t.line_item_id, t.lms_user_id): t for t in rows}
+    # a batch reads the open tasks of its own courses only
+    return {(t.platform, t.line_item_id, t.lms_user_id): t for t in _by_courses(session, q, courses)}
 
 
 def _audited_courses(session: Session, run_id: int) -> set[tuple[str, str]]:
@@ -156,15 +148,28 @@ def _blocked_gap_rows(findings: list[m.Finding]) -> list[m.Finding]:
     return out
 
 
-def _refused_sends(session: Session, platforms: set[str]) -> dict[Key, m.ResyncTask]:
+def _refused_sends(session: Session, platforms: set[str],
+                   courses: set[tuple[str, str]] | None = None) -> dict[Key, m.ResyncTask]:
     """The latest `failed:accepted_not_shown` task of each cell (a later task of the cell is checked by
-    the caller)."""
+    the caller); of `courses` only when given (one audit batch's)."""
     if not platforms:
         return {}
-    rows = session.exec(select(m.ResyncTask).where(m.ResyncTask.platform.in_(sorted(platforms)),
-                                                   m.ResyncTask.last_outcome == ACCEPTED_NOT_SHOWN)
-                        .order_by(m.ResyncTask.id)).all()
-    return {(t.platform, t.line_item_id, t.lms_user_id): t for t in rows}
+    q = select(m.ResyncTask).where(m.ResyncTask.platform.in_(sorted(platforms)),
+                                   m.ResyncTask.last_outcome == ACCEPTED_NOT_SHOWN).order_by(m.ResyncTask.id)
+    return {(t.platform, t.line_item_id, t.lms_user_id): t for t in _by_courses(session, q, courses)}
+
+
+def _by_courses(session: Session, q, courses: set[tuple[str, str]] | None) -> list[m.ResyncTask]:
+    """Rows of a ResyncTask query, narrowed to `courses` (chunked IN lists) when given."""
+    if courses is None:
+        return list(session.exec(q).all())
+    rows: list[m.ResyncTask] = []
+    for p in sorted({p for p, _ in courses}):
+        ctxs = sorted(c for q_p, c in courses if q_p == p)
+        for i in range(0, len(ctxs), 2_000):
+            rows += session.exec(q.where(m.ResyncTask.platform == p,
+                                         m.ResyncTask.context_id.in_(ctxs[i:i + 2_000]))).all()
+    return rows
 
 
 def _still_refused(session: Session, refused: m.ResyncTask | None, f: m.Finding) -> bool:
@@ -208,7 +213,7 @@ def queue_from_findings(session: Session, run_id: int, findings: list[m.Finding]
         audited &= courses
     platforms = {f.platform for f in findings} | {p for p, _ in audited}
     open_tasks = _open_tasks(session, platforms, courses)
-    refused = _refused_sends(session, platforms)
+    refused = _refused_sends(session, platforms, courses)
     seen: set[Key] = set()
 
     for f in queued:
