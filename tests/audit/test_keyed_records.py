@@ -15,6 +15,7 @@ import models as m
 from gradesync.audit.extract import extract_course, failed_snapshot
 from gradesync.audit.records import AuditScope, CourseRef, load_course_records, load_tool_records, resolve_scope
 from gradesync.diagnosis.course import diagnose_course
+from tests.suite_gaps import suite_gaps
 from gradesync.diagnosis.inputs import CourseSnapshot, ScoreGrant
 from gradesync.settings import load_settings
 from lti_client import LtiClient, LtiError
@@ -46,7 +47,8 @@ async def _extract(settings, scope: AuditScope) -> tuple[dict, dict]:
 def _findings(tool, snapshots, grants) -> list[tuple]:
     out = []
     for key, course in tool.courses.items():
-        d = diagnose_course(tool.platforms[key[0]], course, snapshots[key], grants[key[0]])
+        rec = tool.platforms[key[0]]
+        d = diagnose_course(rec, course, snapshots[key], grants[key[0]], suite_gaps(rec, course, snapshots[key]))
         out += [(f.identity, f.account_id, f.tool_score, f.lms_score, repr(sorted(f.evidence.items())))
                 for f in d.findings]
         out += [("expected", key, g.lms_user_id, g.account_id, g.completion) for g in d.expected]
@@ -166,8 +168,10 @@ def test_a_batch_reads_only_what_its_learners_need(migrated_db_url, rows_read):
     assert whole_read["account"] == N_COURSES * (N_LEARNERS + 1)      # the whole table, for comparison
     assert whole_read["identity"] == N_COURSES * (N_LEARNERS - 1)
     grant = ScoreGrant(True)
-    got = {k: diagnose_course(keyed.platforms["canvas-x"], c, snapshots[k], grant) for k, c in courses.items()}
-    want = {k: diagnose_course(whole.platforms["canvas-x"], c, snapshots[k], grant) for k, c in courses.items()}
+    got = {k: diagnose_course(keyed.platforms["canvas-x"], c, snapshots[k], grant,
+                              suite_gaps(keyed.platforms["canvas-x"], c, snapshots[k])) for k, c in courses.items()}
+    want = {k: diagnose_course(whole.platforms["canvas-x"], c, snapshots[k], grant,
+                               suite_gaps(whole.platforms["canvas-x"], c, snapshots[k])) for k, c in courses.items()}
     assert {k: sorted((f.identity, f.account_id) for f in d.findings) for k, d in got.items()} == \
         {k: sorted((f.identity, f.account_id) for f in d.findings) for k, d in want.items()}
     cats = Counter(f.category for d in got.values() for f in d.findings)
