@@ -111,6 +111,8 @@ def build_app(state: LmsState, runtime: Runtime | None = None) -> FastAPI:
             rt.counters.requests[(reg.name, "throttled")] += 1
             return profile.throttled()
         rt.in_flight[reg.name] += 1
+        peak = rt.counters.in_flight_peak
+        peak[reg.name] = max(peak[reg.name], rt.in_flight[reg.name])
         arrived = time.perf_counter()
         try:
             dice = rt.dice(reg)

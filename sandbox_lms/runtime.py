@@ -46,13 +46,16 @@ class ReceivedScore:
 
 @dataclass
 class Counters:
-    """Requests per (registration, endpoint kind) and score POSTs per (registration, context, item, user).
+    """Requests per (registration, endpoint kind) and score POSTs per (registration, context, item, user);
+    `in_flight_peak`: the most requests of a registration being handled at once (tokens included; a
+    throttled answer is not counted) — what a client's or a shared budget's cap held to.
 
     Kinds: token, line_items, line_item, line_items_create, results, scores, memberships, throttled,
     late (a read whose own handling took longer than the injected latency: the emulator was the limit).
     """
     requests: Counter = field(default_factory=Counter)
     score_posts: Counter = field(default_factory=Counter)
+    in_flight_peak: Counter = field(default_factory=Counter)
 
     def get(self, registration: str, kind: str) -> int:
         """Requests of `kind` received for `registration` (0 if none)."""
@@ -67,16 +70,19 @@ class Counters:
         return self.score_posts[(registration, context_id, item_id, user_id)]
 
     def snapshot(self) -> dict:
-        """A JSON-able copy: {"requests": {"reg/kind": n}, "score_posts": {"reg/ctx/item/user": n}}."""
+        """A JSON-able copy: {"requests": {"reg/kind": n}, "score_posts": {"reg/ctx/item/user": n},
+        "in_flight_peak": {"reg": n}}."""
         return {
             "requests": {f"{r}/{k}": n for (r, k), n in sorted(self.requests.items())},
             "score_posts": {"/".join(map(str, key)): n for key, n in sorted(self.score_posts.items())},
+            "in_flight_peak": dict(sorted(self.in_flight_peak.items())),
         }
 
     def reset(self) -> None:
         """Forget all counts."""
         self.requests.clear()
         self.score_posts.clear()
+        self.in_flight_peak.clear()
 
 
 class Runtime:
