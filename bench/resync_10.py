@@ -13,7 +13,9 @@ on a freshly queued world:
   A.1): `seconds_10_tasks_no_server`.
 Each is set beside the bound (5 s beyond the LMS's own latency) and the LMS's own latency = requests the
 sandbox received during the run × latency (as if every request waited alone, an upper bound: the resync
-keeps several in flight). `--profile-dir` also writes a pyinstrument profile of each CLI run.
+keeps several in flight). `cpu_s` is the CPU time of the CLI process (and of the temporary server it
+starts): on a busy machine the wall time exceeds it by the time spent waiting for a core, so read the two
+together. `--profile-dir` also writes a pyinstrument text profile of each CLI run.
 """
 from __future__ import annotations
 
