@@ -115,14 +115,16 @@ def _one_run(label: str, env: dict[str, str], n_tasks: int, latency_ms: float, p
             proc = subprocess.run(cmd, env={**env, "COLUMNS": "200"}, cwd=root, capture_output=True, text=True)
             seconds, cpu_s = time.perf_counter() - t0, _children_cpu_s() - cpu0
             if proc.returncode != 0:
-                raise RuntimeError(f"resync run failed ({proc.returncode}): {proc.stdout[-2000:]} {proc.stderr[-2000:]}")
+                raise RuntimeError(f"resync run failed ({proc.returncode}): {proc.stdout[-2000:]} "
+                                   f"{proc.stderr[-2000:]}")
             counts = served.sandbox.counters.snapshot()["requests"]
             requests = sum(n for k, n in counts.items() if not k.endswith(("/throttled", "/late")))
             verified = sum(1 for t in served.tasks() if t.state.value == "verified")
             if verified != n_tasks:
                 raise RuntimeError(f"{verified} of {n_tasks} tasks verified: {proc.stdout[-2000:]}")
             lms_s = requests * latency_ms / 1000
-            return {"seconds": round(seconds, 2), "cpu_s": round(cpu_s, 2), "requests": requests, "requests_by_kind": counts,
+            return {"seconds": round(seconds, 2), "cpu_s": round(cpu_s, 2), "requests": requests,
+                    "requests_by_kind": counts,
                     "lms_latency_s": round(lms_s, 2), "beyond_lms_s": round(seconds - lms_s, 2),
                     "bound_s": round(lms_s + BOUND_BEYOND_LMS_S, 2),
                     "within_bound": seconds <= lms_s + BOUND_BEYOND_LMS_S, "tasks_verified": verified}

@@ -133,11 +133,12 @@ def table(r: dict) -> str:
         for key, label in (("with_server", "with a running Prefect server"),
                            ("no_server", "no Prefect server (its temporary server starts)")):
             x = rs[key]
-            rows.append((f"`gradesync resync run`, {rs['tasks']} due tasks (Canvas + Moodle), L={rs['latency_ms']:g} ms, "
-                         f"{label}",
-                         f"**{x['seconds']:.1f} s** (CPU {x['cpu_s']:.1f} s); the LMS's own latency {x['lms_latency_s']:.2f} s "
-                         f"({x['requests']} requests × L)",
-                         f"≤ {x['bound_s']:.1f} s (LMS + {rs['bound_beyond_lms_s']:g} s)" if key == "with_server" else "—"))
+            bound = f"≤ {x['bound_s']:.1f} s (LMS + {rs['bound_beyond_lms_s']:g} s)"
+            rows.append((f"`gradesync resync run`, {rs['tasks']} due tasks (Canvas + Moodle), "
+                         f"L={rs['latency_ms']:g} ms, {label}",
+                         f"**{x['seconds']:.1f} s** (CPU {x['cpu_s']:.1f} s); the LMS's own latency "
+                         f"{x['lms_latency_s']:.2f} s ({x['requests']} requests × L)",
+                         bound if key == "with_server" else "—"))
     widths = [max(len(str(row[i])) for row in rows) for i in range(3)]
     lines = ["| " + " | ".join(str(c).ljust(w) for c, w in zip(row, widths)) + " |" for row in rows]
     lines.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
