@@ -1,6 +1,6 @@
 """`make bench`: every benchmark in one run; prints a table and writes bench/results.json.
 
-    .venv/bin/python bench/run_all.py [--quick] [--only extraction,reconcile,import,e2e,cli] [--out PATH]
+    .venv/bin/python bench/run_all.py [--quick] [--only extraction,reconcile,import,e2e,cli,resync] [--out PATH]
 
 Every number comes from this run, on this machine; each ratio is against a bound or a peer measured in
 the same run. `--quick` shrinks every size (a smoke run of the scripts, not numbers to publish).
@@ -28,8 +28,9 @@ import end_to_end  # noqa: E402
 import extraction  # noqa: E402
 import import_cli  # noqa: E402
 import reconcile  # noqa: E402
+import resync_10  # noqa: E402
 
-SECTIONS = ("extraction", "reconcile", "import", "e2e", "cli")
+SECTIONS = ("extraction", "reconcile", "import", "e2e", "cli", "resync")
 TARGETS = {"bound_ratio": 0.9, "bound_ratio_default_config": 0.95, "speedup": 10.0, "reconcile_s": 20.0, "reconcile_rss_mb": 2048.0,
            "help_seconds": cli_help.BOUND_S}
 
@@ -136,6 +137,17 @@ def table(r: dict) -> str:
                      f"**{h['help_seconds']:.2f} s** (`{h['worst_command']}`; root {h['root_seconds']:.2f} s); "
                      f"floor: python + Typer/Rich import {h['floor']['python_typer_rich_s']:.2f} s",
                      f"≤ {TARGETS['help_seconds']} s"))
+    rs = r.get("resync")
+    if rs:
+        for key, label in (("with_server", "with a running Prefect server"),
+                           ("no_server", "no Prefect server (its temporary server starts)")):
+            x = rs[key]
+            bound = f"≤ {x['bound_s']:.1f} s (LMS + {rs['bound_beyond_lms_s']:g} s)"
+            rows.append((f"`gradesync resync run`, {rs['tasks']} due tasks (Canvas + Moodle), "
+                         f"L={rs['latency_ms']:g} ms, {label}",
+                         f"**{x['seconds']:.1f} s** (CPU {x['cpu_s']:.1f} s); the LMS's own latency "
+                         f"{x['lms_latency_s']:.2f} s ({x['requests']} requests × L)",
+                         bound if key == "with_server" else "—"))
     widths = [max(len(str(row[i])) for row in rows) for i in range(3)]
     lines = ["| " + " | ".join(str(c).ljust(w) for c, w in zip(row, widths)) + " |" for row in rows]
     lines.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
@@ -179,6 +191,8 @@ def main() -> int:
         _section(r, "e2e", end_to_end.run)
     if "cli" in only:
         _section(r, "cli", lambda: cli_help.run(2 if q else 5))
+    if "resync" in only:
+        _section(r, "resync", resync_10.run)
     if only != set(SECTIONS) and args.out.exists():
         # A partial run updates its own sections and keeps every other section's last numbers, each with
         # the date it was measured (`_sections_date`), so `--only extraction` does not wipe the rest.

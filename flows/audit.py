@@ -245,5 +245,5 @@ async def nightly_audit(alerts: bool = True, resync: bool | None = None, config:
     settings = load_settings(config)
     if resync if resync is not None else settings.audit.resync_after_audit:
         from flows.resync import resync_pending
-        outcome["resync"] = await resync_pending(config=config)
+        outcome["resync"] = await resync_pending(config=config, budget="nightly")
     return final_state(outcome)

@@ -46,7 +46,9 @@ class ReceivedScore:
 
 @dataclass
 class Counters:
-    """Requests per (registration, endpoint kind) and score POSTs per (registration, context, item, user).
+    """Requests per (registration, endpoint kind) and score POSTs per (registration, context, item, user);
+    `peak_in_flight`: the most requests of a registration being handled at once (tokens included; a
+    throttled answer is not counted) — what a client's or a shared budget's cap held to.
 
     Kinds: token, line_items, line_item, line_items_create, results, scores, memberships, throttled,
     late (a read whose own handling took longer than the injected latency: the emulator was the limit).
@@ -75,7 +77,8 @@ class Counters:
         return self.score_posts[(registration, context_id, item_id, user_id)]
 
     def snapshot(self) -> dict:
-        """A JSON-able copy: {"requests": {"reg/kind": n}, "score_posts": {"reg/ctx/item/user": n}}."""
+        """A JSON-able copy: {"requests": {"reg/kind": n}, "score_posts": {"reg/ctx/item/user": n},
+        "peak_in_flight": {"reg": n}}."""
         return {
             "requests": {f"{r}/{k}": n for (r, k), n in sorted(self.requests.items())},
             "score_posts": {"/".join(map(str, key)): n for key, n in sorted(self.score_posts.items())},

@@ -1,5 +1,6 @@
-"""The resync run's plain steps (the flow strings them together): the run row, claiming a batch,
-sending it per platform, and the tally the flow returns."""
+"""The resync run's plain steps, which flows/resync.py strings together: the run row, claiming a batch,
+sending one platform's share of it, the tally of what the run did, and closing the run row. None of
+them needs Prefect: the LMS budget's cap arrives as a number (`in_flight`)."""
 from __future__ import annotations
 
 from collections import Counter, defaultdict
@@ -7,19 +8,15 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-import asyncio
-from collections.abc import Awaitable, Callable
-
 import httpx
 
 import models as m
 from gradesync.resync.claims import claim_probes, claim_tasks, release_dead_claims
 from gradesync.resync.sender import PlatformOutcome, PlatformSender
 from gradesync.resync.store import ClaimedTask, ResyncStore
-from gradesync.settings import Settings
 from lti_client.registration import PlatformRegistration
 
-BATCH = 200
+BATCH = 200          # tasks claimed at once: one batch's sends hold the key's slots together
 
 
 def start_run(database_url: str, params: dict[str, Any], flow_run_id: str | None) -> int:
@@ -48,11 +45,13 @@ def claim_batch(database_url: str, worker: str, platforms: list[str], limit: int
 
 
 async def send_platform(registration: PlatformRegistration, database_url: str, worker: str, run_id: int,
-                        tasks: list[ClaimedTask], max_attempts: int,
+                        tasks: list[ClaimedTask], max_attempts: int, *, in_flight: int | None = None,
                         transport: httpx.AsyncBaseTransport | None = None) -> PlatformOutcome:
-    """Send one platform's share of a batch through one LtiClient."""
+    """Send one platform's share of a batch through one LtiClient, at most `in_flight` requests at once
+    (the slots of the key's LMS budget the caller holds; None: the key's own limit)."""
     store = ResyncStore(database_url, worker)
-    return await PlatformSender(registration, store, run_id, max_attempts, transport=transport).run(tasks)
+    return await PlatformSender(registration, store, run_id, max_attempts, transport=transport,
+                                in_flight=in_flight).run(tasks)
 
 
 def by_platform(tasks: list[ClaimedTask]) -> dict[str, list[ClaimedTask]]:
@@ -106,40 +105,3 @@ def finish_run(database_url: str, tally: Tally, *, failed: str | None = None) ->
         run.state = "failed" if failed else "partial" if tally.unverified_courses or tally.platform_errors else "completed"
         run.counts = {**tally.as_dict(), **({"error": failed[:500]} if failed else {})}
         run.request_stats = tally.request_stats
-
-
-ClaimStep = Callable[..., list[ClaimedTask]]
-SendStep = Callable[..., Awaitable[PlatformOutcome]]
-
-
-async def run_resync(settings: Settings, platforms: list[str] | None, limit: int | None, worker: str,
-                     reclaim_after_s: float, flow_run_id: str | None = None, *, claim: ClaimStep = claim_batch,
-                     send: SendStep = send_platform) -> Tally:
-    """Claim due tasks in batches and send each batch's platforms in parallel until nothing is due or
-    `limit` tasks were taken. `claim`/`send` are the steps (Prefect tasks in the flow, plain here)."""
-    names = platforms or settings.platform_names
-    registrations = {name: settings.platform(name) for name in names}     # unknown name → ConfigError
-    url = settings.database.url
-    tally = Tally(start_run(url, {"platforms": names, "limit": limit, "worker": worker}, flow_run_id), worker)
-    due_before = m.utcnow()          # a task handled in this run is not due again in it
-    live = list(names)
-    remaining = limit if limit is not None else float("inf")
-    try:
-        while live and remaining > 0:
-            batch = claim(url, worker, live, int(min(BATCH, remaining)), due_before, reclaim_after_s,
-                          set(tally.unverified_courses), tally.claimed == 0)
-            if not batch:
-                break
-            tally.claimed += len(batch)
-            remaining -= len(batch)
-            outcomes = await asyncio.gather(*(
-                send(registrations[p], url, worker, tally.run_id, tasks, settings.audit.resync_max_attempts)
-                for p, tasks in by_platform(batch).items()))
-            for out in outcomes:
-                tally.add(out)
-            live = [p for p in live if p not in tally.platform_errors]
-    except BaseException as exc:
-        finish_run(url, tally, failed=f"{type(exc).__name__}: {exc}")
-        raise
-    finish_run(url, tally)
-    return tally

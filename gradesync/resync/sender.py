@@ -13,7 +13,8 @@ Per task (issue 6 "Resync" 2–4, issue 10 §1/§3):
    only when the read-back itself failed; a refusal reclassifies (see `refusal_change`).
 The tasks of a line item go one at a time until one had a score accepted: if the item refuses as
 inactive, its other tasks wait (item_blocked_at) instead of being POSTed blindly; a later run probes it.
-One LtiClient per platform; at most the client's concurrency tasks are in progress at once.
+One LtiClient per platform, capped at the slots of the key's LMS budget the caller holds; at most the
+client's concurrency tasks are in progress at once.
 """
 from __future__ import annotations
 
@@ -126,9 +127,10 @@ class PlatformSender:
     """Sends one platform's claimed tasks through one LtiClient."""
 
     def __init__(self, registration: PlatformRegistration, store: ResyncStore, run_id: int, max_attempts: int, *,
-                 transport: httpx.AsyncBaseTransport | None = None, clock: Callable[[], datetime] = m.utcnow) -> None:
+                 transport: httpx.AsyncBaseTransport | None = None, clock: Callable[[], datetime] = m.utcnow,
+                 in_flight: int | None = None) -> None:
         self.reg, self.store, self.run_id, self.max_attempts = registration, store, run_id, max_attempts
-        self.transport, self.clock = transport, clock
+        self.transport, self.clock, self.in_flight = transport, clock, in_flight
         self.rule: LandingRule = landing_rule(registration.vendor)
         self.out = PlatformOutcome(registration.name)
         self._halt: str | None = None          # set when the platform itself stops working
@@ -139,7 +141,7 @@ class PlatformSender:
 
     async def run(self, tasks: list[ClaimedTask]) -> PlatformOutcome:
         """Handle every task (or hand it back unsent when its course / the platform is unreachable)."""
-        async with LtiClient(self.reg, transport=self.transport) as lms:
+        async with LtiClient(self.reg, transport=self.transport, in_flight=self.in_flight) as lms:
             try:
                 grant = await lms.score_grant()
                 if grant.error is not None or not grant.has(SCOPE_SCORE):

@@ -17,8 +17,8 @@ CANVAS_EXT = "https://canvas.instructure.com/lti/submission"
 
 
 @pytest.fixture
-def served(tmp_path, migrated_db_url):
-    with served_world(tmp_path, migrated_db_url) as world:
+def served(tmp_path, migrated_db_url, prefect_env):
+    with served_world(tmp_path, migrated_db_url, prefect_api=prefect_env["PREFECT_API_URL"]) as world:
         # The tiny world plants no Canvas missing_in_lms: add one (a learner with no result).
         world.add_cells(unscored_cells(world.world, world.sandbox.base_url, "canvas", 1))
         yield world

@@ -19,8 +19,9 @@ CANVAS_EXT = "https://canvas.instructure.com/lti/submission"
 
 
 @pytest.fixture
-def canvas(tmp_path, migrated_db_url):
-    with served_world(tmp_path, migrated_db_url, profiles=("canvas",)) as served:
+def canvas(tmp_path, migrated_db_url, prefect_env):
+    with served_world(tmp_path, migrated_db_url, profiles=("canvas",), prefect_api=prefect_env["PREFECT_API_URL"]) \
+            as served:
         yield served
 
 
@@ -124,9 +125,9 @@ def test_canvas_item_not_active_is_probed_once_per_run_and_released_when_publish
     assert posts() == 3 + 3 and tally.sends == 3
 
 
-def test_d2l_cap_above_the_maximum_fails_at_once_with_the_platform_value(tmp_path, migrated_db_url):
+def test_d2l_cap_above_the_maximum_fails_at_once_with_the_platform_value(tmp_path, migrated_db_url, prefect_env):
     with served_world(tmp_path, migrated_db_url, seed=3, size="bench", courses=2, items=3, learners=8,
-                      profiles=("d2l",)) as d2l:
+                      profiles=("d2l",), prefect_api=prefect_env["PREFECT_API_URL"]) as d2l:
         [cell] = unscored_cells(d2l.world, d2l.sandbox.base_url, "d2l", 1, score=(12.0, 10.0))   # a bonus
         d2l.add_cells([cell])
         d2l.resync()
@@ -138,8 +139,9 @@ def test_d2l_cap_above_the_maximum_fails_at_once_with_the_platform_value(tmp_pat
         assert d2l.task_of(cell).id == t.id and d2l.resync().sends == 0
 
 
-def test_moodle_own_sends_within_a_second_are_not_a_manual_grade(tmp_path, migrated_db_url):
-    with served_world(tmp_path, migrated_db_url, profiles=("moodle",)) as moodle:
+def test_moodle_own_sends_within_a_second_are_not_a_manual_grade(tmp_path, migrated_db_url, prefect_env):
+    with served_world(tmp_path, migrated_db_url, profiles=("moodle",), prefect_api=prefect_env["PREFECT_API_URL"]) \
+            as moodle:
         [cell] = unscored_cells(moodle.world, moodle.sandbox.base_url, "moodle-main", 1, score=(6.0, 10.0))
         moodle.add_cells([cell])
         moodle.resync()

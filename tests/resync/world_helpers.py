@@ -1,24 +1,27 @@
-"""A served sandbox world with resync tasks queued from its planted ground truth (no audit needed)."""
+"""A served sandbox world with resync tasks queued from its planted ground truth (no audit needed);
+`Served.resync` runs the `resync` flow in this process against a real Prefect server (`prefect_env`)."""
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
+from collections.abc import Awaitable, Callable
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeVar
 
 import models as m
 from gradesync.diagnosis.actions import ACTIONS
 from gradesync.findings import identity_of
 from gradesync.importer import import_folder
-from gradesync.resync.claims import worker_id
 from gradesync.resync.queue import queue_from_findings
-from gradesync.resync.runner import Tally, run_resync
 from gradesync.settings import Settings, load_settings
 from sandbox_lms import urls
 from sandbox_lms.server import RunningSandbox, start_sandbox
 from sandbox_lms.state import LEARNER
 from sandbox_lms.worlds import World, build_world
 
+T = TypeVar("T")
 QUEUED = ("missing_in_lms", "score_mismatch", "manual_grade_conflict")
 
 
@@ -40,6 +43,46 @@ class Cell:
         return self.score_given / self.score_maximum
 
 
+@dataclass(frozen=True)
+class RunTally:
+    """What the `resync` flow returned, as the tests read it."""
+    run_id: int
+    claimed: int
+    sends: int
+    outcomes: Counter
+    unverified_courses: dict[tuple[str, str], str]
+    platform_errors: dict[str, str]
+    request_stats: dict[str, Any]
+
+    @classmethod
+    def of(cls, out: dict[str, Any]) -> "RunTally":
+        return cls(out["run_id"], out["claimed"], out["sends"], Counter(out["outcomes"]),
+                   {(u["platform"], u["context_id"]): u["reason"] for u in out["unverified_courses"]},
+                   out["platform_errors"], out["request_stats"])
+
+
+def in_prefect(prefect_api: str, main: Callable[[], Awaitable[T]]) -> T:
+    """`asyncio.run(main())` with this process's Prefect client pointed at `prefect_api`; its logs and
+    events are delivered before returning (not at exit, when the session's server is gone)."""
+    from prefect.events.worker import EventsWorker
+    from prefect.logging.handlers import APILogWorker
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    with temporary_settings(updates={PREFECT_API_URL: prefect_api}):
+        try:
+            return asyncio.run(main())
+        finally:
+            APILogWorker.drain_all()
+            EventsWorker.drain_all()
+
+
+def run_resync_flow(prefect_api: str, **params: Any) -> dict[str, Any]:
+    """The `resync` flow run in this process, reporting to the Prefect server at `prefect_api`."""
+    from flows.resync import resync_pending
+
+    return in_prefect(prefect_api, lambda: resync_pending(**params))
+
+
 @dataclass
 class Served:
     world: World
@@ -49,6 +92,7 @@ class Served:
     database_url: str
     cells: list[Cell]
     run_id: int
+    prefect_api: str | None = None
 
     def cell(self, category: str, platform_prefix: str) -> Cell:
         return next(c for c in self.cells if c.category == category and c.platform.startswith(platform_prefix))
@@ -78,8 +122,11 @@ class Served:
         return self.run_id
 
     def resync(self, worker: str = "test", limit: int | None = None, reclaim_after_s: float = 600,
-               platforms: list[str] | None = None) -> Tally:
-        return asyncio.run(run_resync(self.settings, platforms, limit, worker_id(worker), reclaim_after_s))
+               platforms: list[str] | None = None, budget: str = "on-demand") -> RunTally:
+        """One `resync` flow run (as `gradesync resync run` starts it), in this process."""
+        assert self.prefect_api, "served_world(..., prefect_api=prefect_env['PREFECT_API_URL']) runs the flow"
+        return RunTally.of(run_resync_flow(self.prefect_api, platforms=platforms, limit=limit, config=str(self.config),
+                                           worker=worker, reclaim_after_s=reclaim_after_s, budget=budget))
 
 
 def unscored_cells(world: World, base_url: str, platform_prefix: str, n: int, *, one_item: bool = False,
@@ -150,8 +197,10 @@ def queue_cells(database_url: str, cells: list[Cell]) -> int:
 
 
 @contextmanager
-def served_world(tmp_path: Path, database_url: str, seed: int = 7, size: str = "tiny", **kw):
-    """Build and serve a world, export its config (pointed at `database_url`), queue its planted gaps."""
+def served_world(tmp_path: Path, database_url: str, seed: int = 7, size: str = "tiny", *,
+                 prefect_api: str | None = None, **kw):
+    """Build and serve a world, export its config (pointed at `database_url`), queue its planted gaps.
+    `prefect_api`: the Prefect server `Served.resync` reports to."""
     world = build_world(seed, size, **kw)
     with start_sandbox(world.state) as sandbox:
         config = world.export(tmp_path / "world", sandbox.base_url)
@@ -163,4 +212,4 @@ def served_world(tmp_path: Path, database_url: str, seed: int = 7, size: str = "
             import_folder(s, config.parent, settings)      # the tool's records, as `gradesync import` does
         cells = planted_cells(world, sandbox.base_url)
         run_id = queue_cells(database_url, cells)
-        yield Served(world, sandbox, config, settings, database_url, cells, run_id)
+        yield Served(world, sandbox, config, settings, database_url, cells, run_id, prefect_api)
