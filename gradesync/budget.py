@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Literal
@@ -29,9 +30,11 @@ from lti_client.registration import PlatformRegistration
 Purpose = Literal["nightly", "on-demand"]
 # A nightly batch may wait for the key while another platform's work runs: hours, not seconds.
 NIGHTLY_WAIT_S = 6 * 3600.0
-# An on-demand audit first asks for the whole key, and takes its reserved share if the night holds it.
-WHOLE_KEY_WAIT_S = 2.0
+# An on-demand audit takes the whole key when it is free, else its reserved share (waiting at most this).
 RESERVED_WAIT_S = 600.0
+# A lease outlives a killed holder by at most this (Prefect renews it while the holder lives; 60 s is
+# the server's minimum).
+LEASE_S = 60.0
 
 
 def limit_names(platform: str) -> tuple[str, str]:
@@ -52,23 +55,26 @@ def nightly_slots(limit: int, share: float) -> int:
     return limit - reserved_slots(limit, share)
 
 
-async def ensure_limits(reg: PlatformRegistration, share: float) -> tuple[int, int]:
-    """Create or correct the key's two limits (gradesync.toml is their source of truth). Returns (L, L−R)."""
+async def ensure_limits(reg: PlatformRegistration, share: float) -> tuple[int, int, dict[str, int]]:
+    """Create or correct the key's two limits (gradesync.toml is their source of truth).
+    Returns (L, L−R, slots free right now per limit name)."""
     from prefect.client.orchestration import get_client
 
     limit = reg.key_in_flight_limit
     bulk = nightly_slots(limit, share)
     base, bulk_name = limit_names(reg.name)
+    free = {base: limit, bulk_name: bulk}
     async with get_client() as c:
         for name, value in ((base, limit), (bulk_name, bulk)):
             try:
                 current = await c.read_global_concurrency_limit_by_name(name)
+                free[name] = max(0, value - current.active_slots)
                 if current.limit == value and current.active:
                     continue
             except Exception:
                 pass
             await c.upsert_global_concurrency_limit_by_name(name, limit=value)
-    return limit, bulk
+    return limit, bulk, free
 
 
 @asynccontextmanager
@@ -77,33 +83,53 @@ async def lms_slots(reg: PlatformRegistration, purpose: Purpose, *, share: float
     """Hold slots of `reg`'s key for the body; yields how many (cap the LtiClient at it).
 
     nightly: `want` (default L − R) slots of both limits, waiting as long as the night needs.
-    on-demand: the whole key when it is free within seconds, else the reserved share R."""
+    on-demand: the whole key (or `want`) when that many are free, else the reserved share R — free
+    for a ticket whatever the night holds."""
     limit = reg.key_in_flight_limit
     if not guard:
         yield min(limit, want or limit)
         return
     from prefect.concurrency.asyncio import concurrency
 
-    limit, bulk = await ensure_limits(reg, share)
-    base, bulk_name = limit_names(reg.name)
-    if purpose == "nightly" or bulk == limit:   # L == 1: nothing reserved, everyone queues for the one slot
-        n = max(1, min(bulk, want or bulk))
-        names = [base, bulk_name] if purpose == "nightly" else [base]
-        async with concurrency(names, occupy=n, timeout_seconds=NIGHTLY_WAIT_S, strict=True):
-            yield n
-        return
-    whole = max(1, min(limit, want or limit))
+    # Slots that are free are taken one acquisition at a time per process (a Prefect server on SQLite
+    # answers simultaneous slot requests with 503, and its client retries only after 2 s); a holder that
+    # must wait for slots waits outside that lock.
+    lock = _acquiring()
+    await lock.acquire()
     try:
-        cm = concurrency(base, occupy=whole, timeout_seconds=WHOLE_KEY_WAIT_S, strict=True)
-        await cm.__aenter__()
-    except (TimeoutError, asyncio.TimeoutError):
-        cm = None
-    if cm is not None:
-        try:
-            yield whole
-        finally:
-            await cm.__aexit__(None, None, None)
-        return
-    n = min(whole, limit - bulk)
-    async with concurrency(base, occupy=n, timeout_seconds=RESERVED_WAIT_S, strict=True):
+        limit, bulk, free = await ensure_limits(reg, share)
+        base, bulk_name = limit_names(reg.name)
+        if purpose == "nightly" or bulk == limit:   # L == 1: nothing reserved, everyone queues for the slot
+            n = max(1, min(bulk, want or bulk))
+            names = [base, bulk_name] if purpose == "nightly" else [base]
+            wait = NIGHTLY_WAIT_S
+        else:
+            whole = max(1, min(limit, want or limit))
+            n = whole if free[base] >= whole else min(whole, limit - bulk)
+            names, wait = [base], RESERVED_WAIT_S
+        held = concurrency(names, occupy=n, timeout_seconds=wait, lease_duration=LEASE_S, strict=True)
+        if any(free[name] < n for name in names):
+            lock.release()
+        await held.__aenter__()
+    finally:
+        if lock.locked():
+            lock.release()
+    try:
         yield n
+    except BaseException as e:
+        await held.__aexit__(type(e), e, e.__traceback__)
+        raise
+    else:
+        await held.__aexit__(None, None, None)
+
+
+_locks: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock]" = weakref.WeakKeyDictionary()
+
+
+def _acquiring() -> asyncio.Lock:
+    """This event loop's acquisition lock (tests run several loops in one process)."""
+    loop = asyncio.get_running_loop()
+    lock = _locks.get(loop)
+    if lock is None:
+        lock = _locks[loop] = asyncio.Lock()
+    return lock
