@@ -56,6 +56,7 @@ class WarmProcess:
         self.run_lock = asyncio.Lock()
         self.stop = asyncio.Event()
         self.stop_reason = ""
+        self.answering: set[asyncio.Task] = set()     # connections not yet answered
 
     def status(self) -> dict[str, Any]:
         return {"pid": os.getpid(), "started": self.started, "served": self.served, "busy": self.busy,
@@ -68,6 +69,8 @@ class WarmProcess:
             self.stop.set()
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        self.answering.add(task)
         try:
             request = json.loads(await reader.readline() or b"{}")
             answer = await self.answer(request)
@@ -77,6 +80,7 @@ class WarmProcess:
             _log(f"request failed: {type(e).__name__}: {e}")
         finally:
             writer.close()
+            self.answering.discard(task)
 
     async def answer(self, request: dict[str, Any]) -> dict[str, Any]:
         op = request.get("op")
@@ -198,8 +202,8 @@ async def serve() -> int:
         if path.stat().st_ino == bound:     # never remove a newer process's socket
             path.unlink()
     idle.cancel()
-    async with warm.run_lock:               # a run in progress finishes first
-        pass
+    if warm.answering:                      # a run in progress finishes, and every answer is sent
+        await asyncio.wait(set(warm.answering))
     _log(f"stopped: {warm.stop_reason} after serving {warm.served} request(s)")
     os.close(lock_fd)
     return 0

@@ -16,7 +16,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from cli.errors import state_dir
+from cli.errors import CliError, state_dir
 
 WARM_ENV = "GRADESYNC_WARM"               # "off": never use nor start a warm process (the tests' default)
 IDLE_ENV = "GRADESYNC_WARM_IDLE_S"        # seconds without a request before it stops itself
@@ -95,7 +95,8 @@ def ask(request: dict, timeout: float | None = STATUS_TIMEOUT_S) -> dict | None:
         sock.close()
     data = b"".join(chunks)
     if not data:
-        raise ConnectionError(f"the warm process closed the connection without an answer (see {log_path()})")
+        raise CliError(f"the warm process ended without answering (its log: {log_path()}); "
+                       "`gradesync audit --no-warm` runs the audit in its own process")
     return json.loads(data)
 
 
