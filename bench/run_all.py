@@ -1,6 +1,6 @@
 """`make bench`: every benchmark in one run; prints a table and writes bench/results.json.
 
-    .venv/bin/python bench/run_all.py [--quick] [--only extraction,reconcile,import,e2e,cli,resync] [--out PATH]
+    .venv/bin/python bench/run_all.py [--quick] [--only extraction,reconcile,import,e2e,cli,resync,ondemand] [--out PATH]
 
 Every number comes from this run, on this machine; each ratio is against a bound or a peer measured in
 the same run. `--quick` shrinks every size (a smoke run of the scripts, not numbers to publish).
@@ -27,12 +27,14 @@ import cli_help  # noqa: E402
 import end_to_end  # noqa: E402
 import extraction  # noqa: E402
 import import_cli  # noqa: E402
+import ondemand  # noqa: E402
 import reconcile  # noqa: E402
 import resync_10  # noqa: E402
 
-SECTIONS = ("extraction", "reconcile", "import", "e2e", "cli", "resync")
+SECTIONS = ("extraction", "reconcile", "import", "e2e", "cli", "resync", "ondemand")
 TARGETS = {"bound_ratio": 0.9, "bound_ratio_default_config": 0.95, "speedup": 10.0, "reconcile_s": 20.0, "reconcile_rss_mb": 2048.0,
-           "help_seconds": cli_help.BOUND_S}
+           "help_seconds": cli_help.BOUND_S, "course_seconds_with_server": ondemand.BOUND_WITH_SERVER_S,
+           "course_seconds_no_server": ondemand.BOUND_NO_SERVER_S}
 
 
 def _load() -> list[float]:
@@ -148,6 +150,18 @@ def table(r: dict) -> str:
                          f"**{x['seconds']:.1f} s** (CPU {x['cpu_s']:.1f} s); the LMS's own latency "
                          f"{x['lms_latency_s']:.2f} s ({x['requests']} requests × L)",
                          bound if key == "with_server" else "—"))
+    o = r.get("ondemand")
+    if o:
+        shape = o["course_shape"]
+        for key, label in (("with_server", "a `prefect server start` reachable"),
+                           ("no_server", "no Prefect server (temporary one)")):
+            c = o[key]
+            first = f"; first, cold run {c['first_cold_s']:.1f} s" if key == "no_server" else ""
+            rows.append((f"on-demand `gradesync audit --course` ({shape['members']} members × {shape['items']} "
+                         f"items), {label}: served by the warm process, median of {o['runs']}",
+                         f"**{o[f'course_seconds_{key}']:.2f} s**{first}; `--no-warm` (peer) "
+                         f"{c['peer_no_warm_s']:.1f} s",
+                         f"≤ {TARGETS[f'course_seconds_{key}']:g} s"))
     widths = [max(len(str(row[i])) for row in rows) for i in range(3)]
     lines = ["| " + " | ".join(str(c).ljust(w) for c, w in zip(row, widths)) + " |" for row in rows]
     lines.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
@@ -193,6 +207,8 @@ def main() -> int:
         _section(r, "cli", lambda: cli_help.run(2 if q else 5))
     if "resync" in only:
         _section(r, "resync", resync_10.run)
+    if "ondemand" in only:
+        _section(r, "ondemand", lambda: ondemand.run(runs=1 if q else 3))
     if only != set(SECTIONS) and args.out.exists():
         # A partial run updates its own sections and keeps every other section's last numbers, each with
         # the date it was measured (`_sections_date`), so `--only extraction` does not wipe the rest.

@@ -57,25 +57,79 @@ def check_before_audit(config: str | None, platforms: list[str] | None, courses:
 
 
 def run_audit(config: str | None, platforms: list[str] | None, courses: list[str] | None,
-              activities: list[str] | None, alerts: bool, *, show_progress: bool = True) -> dict:
+              activities: list[str] | None, alerts: bool, *, show_progress: bool = True,
+              warm: bool = False) -> dict:
     """Check config, database and scope (fast, before Prefect starts), then run the course-audit flow
-    (a real Prefect flow run); its progress bar reads the run's course statuses from the database."""
+    (a real Prefect flow run); its progress bar reads the run's course statuses from the database.
+    With `warm`, a warm process of this caller (cli/warm.py) runs it when one is up; when none is, it
+    runs here and one is started in the background for the next audit (unless GRADESYNC_WARM=off)."""
+    from cli import warm_client
+
+    settings, _ = check_before_audit(config, platforms, courses, activities)
+    warm = warm and warm_client.enabled()
+    request = dict(config=config, platforms=platforms, courses=courses, activities=activities, alerts=alerts)
+    if warm:
+        answer = _with_progress(settings, show_progress, lambda: _ask_warm(request))
+        if answer is not None:
+            return _outcome_of(answer)
+    outcome = _with_progress(settings, show_progress, lambda: _audit_here(request))
+    if warm and warm_client.holder_pid() is None:
+        warm_client.start_in_background()
+    return outcome
+
+
+def _with_progress(settings, show_progress: bool, call):
+    from cli.progress import RunProgressBar
+
+    if not show_progress:
+        return call()
+    with RunProgressBar(settings.database.url, "course-audit", err_console):
+        return call()
+
+
+def _audit_here(request: dict) -> dict:
+    """The course-audit flow run in this process (Prefect and Great Expectations imported now)."""
     import asyncio
 
     from cli.errors import route_library_logs_to_file
-    from cli.progress import RunProgressBar
 
-    settings, _ = check_before_audit(config, platforms, courses, activities)
     quiet_prefect_defaults()
     from flows.audit import course_audit
 
     route_library_logs_to_file()
-    if not show_progress:
-        return asyncio.run(course_audit(platforms=platforms, courses=courses, activities=activities,
-                                        alerts=alerts, config=config))
-    with RunProgressBar(settings.database.url, "course-audit", err_console):
-        return asyncio.run(course_audit(platforms=platforms, courses=courses, activities=activities,
-                                        alerts=alerts, config=config))
+    return asyncio.run(course_audit(**request))
+
+
+def _ask_warm(request: dict) -> dict | None:
+    """The warm process's answer to this audit, or None when none serves this caller (none is up,
+    it serves another Prefect API or code, or its code is stale)."""
+    import os
+
+    from cli import warm_client
+
+    env = dict(os.environ)
+    if console.width and "COLUMNS" not in env:
+        env["COLUMNS"] = str(console.width)      # what it prints is wrapped for this terminal
+    answer = warm_client.ask({"op": "audit", "identity": warm_client.identity(), "cwd": os.getcwd(),
+                              "env": env, **request}, timeout=None)
+    return None if answer is None or answer.get("refused") else answer
+
+
+def _outcome_of(answer: dict) -> dict:
+    """The warm run's outcome, as if it ran here: what it printed is printed, its error raised."""
+    from cli.errors import CliError, debug_enabled
+
+    sys.stdout.write(answer.get("stdout") or "")
+    sys.stderr.write(answer.get("stderr") or "")
+    if "outcome" in answer:
+        return answer["outcome"]
+    if debug_enabled() and answer.get("traceback"):
+        sys.stderr.write(answer["traceback"])
+    error = CliError(answer["error"])
+    error.problems = list(answer.get("problems") or [answer["error"]])
+    if answer.get("log"):
+        error.problems[-1] += f" (traceback in {answer['log']}; --debug prints it)"
+    raise error
 
 
 def print_wrapped(text: str, out: Console = console, style: str | None = None, lead: str = "") -> None:
@@ -129,6 +183,8 @@ def audit(
     json_path: Optional[Path] = typer.Option(None, "--json", help="Write the run, course statuses and findings to this JSON file."),
     no_alerts: bool = typer.Option(False, "--no-alerts", help="Do not send Slack alerts (or print the digest)."),
     config: Optional[str] = typer.Option(None, "--config", help="gradesync.toml path (default: $GRADESYNC_CONFIG or ./gradesync.toml)."),
+    no_warm: bool = typer.Option(False, "--no-warm", help="Run in this process, not in the warm process "
+                                 "(which keeps Prefect loaded between audits; see `gradesync warm`)."),
 ) -> None:
     """Audit grade sync now: extract from the LMS, validate, diagnose, report, alert.
 
@@ -141,7 +197,7 @@ def audit(
     from gradesync.settings import load_settings
 
     config = root_config(ctx, config)
-    outcome = run_audit(config, platform, course, activity, not no_alerts)
+    outcome = run_audit(config, platform, course, activity, not no_alerts, warm=not no_warm)
     settings = load_settings(config)
     data = export_run(settings.database.url, outcome["run_id"])
     print_summary(outcome)

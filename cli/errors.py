@@ -19,6 +19,7 @@ from typing import Callable
 EXIT_FAILED = 1
 LOG_ENV = "GRADESYNC_LOG_FILE"
 DEBUG_ENV = "GRADESYNC_DEBUG"
+STATE_ENV = "GRADESYNC_STATE_DIR"
 
 
 class CliError(Exception):
@@ -29,12 +30,20 @@ class CliError(Exception):
         self.code = code
 
 
+def state_dir() -> Path:
+    """gradesync's per-user state folder: $GRADESYNC_STATE_DIR, else $XDG_STATE_HOME/gradesync
+    (~/.local/state/gradesync). The log file and the warm process (cli/warm.py) live there."""
+    if os.environ.get(STATE_ENV):
+        return Path(os.environ[STATE_ENV]).expanduser()
+    state = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(state) / "gradesync"
+
+
 def log_file() -> Path:
-    """$GRADESYNC_LOG_FILE, else $XDG_STATE_HOME/gradesync/gradesync.log (~/.local/state/…)."""
+    """$GRADESYNC_LOG_FILE, else gradesync.log in the state folder."""
     if os.environ.get(LOG_ENV):
         return Path(os.environ[LOG_ENV]).expanduser()
-    state = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-    return Path(state) / "gradesync" / "gradesync.log"
+    return state_dir() / "gradesync.log"
 
 
 def debug_enabled(argv: list[str] | None = None) -> bool:

@@ -35,6 +35,7 @@ LAZY_SUBCOMMANDS: dict[str, LazySubcommand] = {
     "sandbox": LazySubcommand("sandbox_lms.cli:app", "The sandbox LMS: serve or export a generated world."),
     "demo": LazySubcommand("cli.demo:demo_app", "Run the demo end to end on the sandbox LMS."),
     "serve": LazySubcommand("cli.serve:serve_app", "Serve the deployments (nightly schedule) from this process."),
+    "warm": LazySubcommand("cli.warm:app", "The warm process that runs on-demand audits in seconds: status, stop."),
 }
 
 

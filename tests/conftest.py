@@ -25,6 +25,11 @@ import pytest
 
 PG_ENV = "GRADESYNC_TEST_POSTGRES_URL"
 
+# No test starts (or uses) a warm process (cli/warm.py) unless it turns this back on itself, and stops
+# what it started: set here, in this process's environment, so every subprocess a test runs inherits it
+# (`prefect_env` copies os.environ).
+os.environ["GRADESYNC_WARM"] = "off"
+
 
 def _db_params() -> list:
     params = [pytest.param("sqlite", id="sqlite")]
