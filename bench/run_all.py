@@ -1,6 +1,6 @@
 """`make bench`: every benchmark in one run; prints a table and writes bench/results.json.
 
-    .venv/bin/python bench/run_all.py [--quick] [--only extraction,reconcile,import,e2e,cli,resync,ondemand] [--out PATH]
+    .venv/bin/python bench/run_all.py [--quick] [--only extraction,reconcile,import,e2e,cli,resync,ondemand,night] [--out PATH]
 
 Every number comes from this run, on this machine; each ratio is against a bound or a peer measured in
 the same run. `--quick` shrinks every size (a smoke run of the scripts, not numbers to publish).
@@ -28,13 +28,16 @@ import end_to_end  # noqa: E402
 import extraction  # noqa: E402
 import import_cli  # noqa: E402
 import ondemand  # noqa: E402
+import night  # noqa: E402
 import reconcile  # noqa: E402
 import resync_10  # noqa: E402
 
-SECTIONS = ("extraction", "reconcile", "import", "e2e", "cli", "resync", "ondemand")
+SECTIONS = ("extraction", "reconcile", "import", "e2e", "cli", "resync", "ondemand", "night")
 TARGETS = {"bound_ratio": 0.9, "bound_ratio_default_config": 0.95, "speedup": 10.0, "reconcile_s": 20.0, "reconcile_rss_mb": 2048.0,
            "help_seconds": cli_help.BOUND_S, "course_seconds_with_server": ondemand.BOUND_WITH_SERVER_S,
-           "course_seconds_no_server": ondemand.BOUND_NO_SERVER_S}
+           "course_seconds_no_server": ondemand.BOUND_NO_SERVER_S,
+           "night.requests_ratio": 0.3, "night.bound_ratio": 0.9, "night.worker_peak_rss_mb": 1024.0,
+           "night.scaling_2_workers": 1.8, "night.projected_hours_10k": 6.0}
 
 
 def _load() -> list[float]:
@@ -162,10 +165,48 @@ def table(r: dict) -> str:
                          f"**{o[f'course_seconds_{key}']:.2f} s**{first}; `--no-warm` (peer) "
                          f"{c['peer_no_warm_s']:.1f} s",
                          f"≤ {TARGETS[f'course_seconds_{key}']:g} s"))
+    rows += night_rows(r.get("night"))
     widths = [max(len(str(row[i])) for row in rows) for i in range(3)]
     lines = ["| " + " | ".join(str(c).ljust(w) for c, w in zip(row, widths)) + " |" for row in rows]
     lines.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
     return "\n".join(lines)
+
+
+def night_rows(n: dict | None) -> list[tuple[str, str, str]]:
+    """The `night` section's rows: each figure with its goal, and what it depends on."""
+    if not n:
+        return []
+    w, t = n["world"], TARGETS
+    n1, n2, b, sc, pj = n["nights"]["full"], n["second_night"], n["bound"], n["scaling"], n["projection"]
+    size = f"{w['courses']} courses × {w['items']} items × {w['learners']} learners (canvas), L={w['latency_ms']:g} ms"
+    not_read = ", ".join(f"{k} {v}" for k, v in n2["not_read"].items()) or "none"
+    rss = "; ".join(f"{k} courses: batch {v['batch_peak_rss_mb']:.0f} MB, process {v['process_ru_maxrss_mb']:.0f} MB "
+                    f"({v['batches']} batches)" for k, v in n["rss_by_size"].items())
+    one, two = sc["1_worker"], sc["2_worker"]
+    lat = "; ".join(f"{k} ms: {v['overlapped_h']:.1f} h (serial {v['serial_h']:.1f} h)" for k, v in pj["by_latency_ms"].items())
+    i = pj["inputs"]
+    return [
+        (f"night.requests_ratio: second unchanged night ÷ full read, {size}",
+         f"**{n['requests_ratio']:.2f}** ({n2['courses_read']} of {n2['courses']} courses read; not read: {not_read}; "
+         f"clean world; the planted world watches {n2['planted_world_share_watched_nightly']:.0%} of its courses nightly → ≈ {n2['planted_world_expected_share_read']:.2f})",
+         f"≤ {t['night.requests_ratio']}"),
+        (f"night.bound_ratio: requests × L ÷ {b['key_in_flight']} vs Σ extract, full night",
+         f"**{n['bound_ratio']:.2f}** ({b['bound_s']:.1f} s vs {b['extract_s']:.1f} s; vs the {b['nightly_slots_held']} "
+         f"slots the nightly holds {b['ratio_vs_slots_held']:.2f}; {b['s_per_request']:.1f} ms/request); other steps "
+         + ", ".join(f"{k} {v:.1f} s" for k, v in b["steps_s"].items() if k != "extract"),
+         f"≥ {t['night.bound_ratio']}"),
+        ("night.worker_peak_rss_mb: a process running batches, two sizes, same batch size",
+         f"**{n['worker_peak_rss_mb']:.0f} MB** ({rss})", f"≤ {t['night.worker_peak_rss_mb']:g}, flat"),
+        (f"night.scaling_2_workers: canvas + moodle, {sc['courses_per_platform']} courses each, nightly deployment, "
+         f"--limit {sc['worker_limit']} per worker",
+         f"**{n['scaling_2_workers']:.2f}×** ({one['wall_s']:.0f} s on 1 worker vs {two['wall_s']:.0f} s on 2; "
+         f"batches by worker {two['batches_by_worker']})", f"≥ {t['night.scaling_2_workers']}×"),
+        (f"night.projected_hours_10k: 10,000 courses × {i['learners_per_course']} learners × {i['items_per_course']} "
+         f"items, one Canvas key ({i['nightly_slots']} of {i['key_in_flight']} slots nightly), at 250 ms/request",
+         f"**{n['projected_hours_10k']:.1f} h** — by latency {lat}; {i['typical_requests']:,} of {i['full_requests']:,} "
+         f"requests; CPU {i['cpu_us_per_expected_grade']:.0f} µs/expected grade → {i['typical_cpu_h']:.1f} h",
+         f"≤ {t['night.projected_hours_10k']:g} h"),
+    ]
 
 
 def _git_commit() -> str:
@@ -209,6 +250,8 @@ def main() -> int:
         _section(r, "resync", resync_10.run)
     if "ondemand" in only:
         _section(r, "ondemand", lambda: ondemand.run(runs=1 if q else 3))
+    if "night" in only:
+        _section(r, "night", lambda: night.run(quick=q))
     if only != set(SECTIONS) and args.out.exists():
         # A partial run updates its own sections and keeps every other section's last numbers, each with
         # the date it was measured (`_sections_date`), so `--only extraction` does not wipe the rest.

@@ -51,6 +51,7 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--size", default="bench")
     ap.add_argument("--profile", default=None)
+    ap.add_argument("--profiles", default=None, help="comma list: one registration per profile (bench size)")
     ap.add_argument("--courses", type=int, default=None)
     ap.add_argument("--items", type=int, default=None)
     ap.add_argument("--learners", type=int, default=None)
@@ -67,6 +68,8 @@ def main() -> int:
     t0 = time.perf_counter()
     overrides = {k: v for k, v in (("courses", args.courses), ("items", args.items), ("learners", args.learners),
                                    ("profile", args.profile)) if v is not None}
+    if args.profiles:
+        overrides["profiles"] = args.profiles.split(",")
     world = build_world(args.seed, args.size, clean=args.clean, **overrides)
     build_s = time.perf_counter() - t0
     running = start_sandbox(world.state)
