@@ -20,6 +20,7 @@ from typing import Any
 from prefect import flow, get_run_logger
 from prefect.runtime import deployment, flow_run
 from prefect.states import Completed, State
+from prefect.utilities.annotations import quote
 
 from gradesync.audit import batch, persist, records
 from gradesync.audit.night_plan import plan_night
@@ -51,6 +52,7 @@ async def audit_batch(run_id: int, seq: int, platform: str, context_ids: list[st
     scope = batch.scope_of_courses(db, settings, platform, list(context_ids), activities)
     reg = settings.platform(platform)
     clock = batch.StepClock()
+    # Big values go to tasks quoted: Prefect would otherwise walk every row looking for futures.
     courses, with_work = load_course_records(db, scope)
     # Results only of the line items a grade is expected on or the tool posted to (docs/night-reads.md).
     wanted = {key[1]: results_wanted(course, with_work) for key, course in courses.items()}
@@ -59,22 +61,21 @@ async def audit_batch(run_id: int, seq: int, platform: str, context_ids: list[st
                          share=settings.audit.on_demand_reserved_share) as slots:
         clock.lap("wait_budget")
         async with LtiClient(reg, in_flight=slots) as client:
-            extraction = await extract_platform(client, scope.courses_of(platform), wanted)
+            extraction = await extract_platform(client, platform, scope.courses_of(platform), quote(wanted))
             clock.lap("extract")
             snapshots = {(platform, ctx): snap for ctx, snap in extraction.snapshots.items()}
-            tool = load_tool_records(db, scope, snapshots, courses)
+            tool = load_tool_records(db, quote(scope), quote(snapshots), quote(courses))
             clock.lap("load_people")
-            snapshots = await read_rest_where_needed(client, tool, snapshots)
+            snapshots = await read_rest_where_needed(client, platform, quote(tool), quote(snapshots))
             clock.lap("extract")
             stats = request_stats(client)
-    rows = reconcile(tool, snapshots)
-    outcome = validate(rows, snapshots)
+    rows = reconcile(quote(tool), quote(snapshots))
+    outcome = validate(quote(rows), quote(snapshots))
     clock.lap("validate")
-    diagnoses = diagnose(tool, snapshots, {platform: extraction.grant}, rows, outcome)
+    diagnoses = diagnose(quote(tool), quote(snapshots), {platform: extraction.grant}, quote(rows), quote(outcome))
     clock.lap("diagnose")
-    counts = save_batch(db, run_id, batch_id, diagnoses, snapshots,
-                        {platform: {**stats, "slots": slots}}, outcome, activities,
-                        clock.seconds)
+    counts = save_batch(db, run_id, batch_id, quote(diagnoses), quote(snapshots),
+                        {platform: {**stats, "slots": slots}}, quote(outcome), activities, clock.seconds)
     return {"seq": seq, "platform": platform, "worker": batch.worker_name(), "slots": slots, **counts}
 
 

@@ -78,7 +78,7 @@ async def ensure_limits(reg: PlatformRegistration, share: float) -> tuple[int, i
 
 
 @asynccontextmanager
-async def lms_slots(reg: PlatformRegistration, purpose: Purpose, *, share: float = 0.2,
+async def lms_slots(reg: PlatformRegistration, purpose: Purpose, *, share: float = 0.05,
                     want: int | None = None, guard: bool = True) -> AsyncIterator[int]:
     """Hold slots of `reg`'s key for the body; yields how many (cap the LtiClient at it).
 

@@ -99,7 +99,7 @@ class AuditSettings(BaseModel):
     # On a work pool, batches of one platform running at once (they take turns on the developer key).
     batches_per_platform: int = Field(default=2, ge=1, le=8)
     # Share of each developer key's in-flight limit that nightly work never takes (gradesync/budget.py).
-    on_demand_reserved_share: float = Field(default=0.2, ge=0, lt=1)
+    on_demand_reserved_share: float = Field(default=0.05, ge=0, lt=1)
     # Reading less (gradesync/audit/night_plan.py): an ended course gets a final audit this long after
     # its end date, then weekly until clean; an unchanged course is read once per `rolling_days`.
     ended_grace_days: int = Field(default=14, ge=0)

@@ -3,6 +3,9 @@ ones: gradesync/diagnosis/wanted.py), the roster."""
 from __future__ import annotations
 
 import asyncio
+import random
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from lti_client import LtiClient, LtiError
 from lti_client.read_access import SCOPE_NOT_GRANTED
@@ -87,6 +90,28 @@ def _snapshot(line_items: list[LineItem], members: list[Member],
     not_read = frozenset(li.id for li in line_items if li.id not in outcomes)
     return CourseSnapshot(line_items=line_items, results=results, members=members, item_errors=item_errors,
                           results_not_read=not_read)
+
+
+RETRYABLE = frozenset({ErrorKind.transient, ErrorKind.throttled, ErrorKind.malformed})
+RETRY_DELAYS_S = (1.0, 3.0)
+
+
+async def with_retries(read: Callable[[], Awaitable[CourseSnapshot]], *,
+                       sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep) -> CourseSnapshot:
+    """A course's read, tried again (after 1 s, then 3 s, ± half) when it failed for a reason another try
+    can fix — the client already retried each request; this is the second line for a course whose whole
+    read failed transiently. A definite answer (404 concluded, 401, a paging loop) or the last failure is
+    the course's failed snapshot (*unverified*), never an exception."""
+    for delay in (*RETRY_DELAYS_S, None):
+        try:
+            return await read()
+        except LtiError as e:
+            if e.info.kind not in RETRYABLE or delay is None:
+                return failed_snapshot(e)
+        except Exception as e:          # a bug or a broken connection: the course is unverified, the batch goes on
+            return failed_snapshot(e)
+        await sleep(delay * random.uniform(0.5, 1.5))
+    raise AssertionError("unreachable")
 
 
 def failed_snapshot(err: BaseException) -> CourseSnapshot:
