@@ -3,6 +3,7 @@ records imported into SQLite, an audit through Prefect (temporary API), the dige
 then the resync and a second audit that shows the resolved findings."""
 from __future__ import annotations
 
+import os
 import time
 from collections import Counter
 from pathlib import Path
@@ -37,6 +38,8 @@ def demo(
 
     t0 = time.perf_counter()
     quiet_prefect_defaults()
+    # A one-shot run: audits here, and leaves no warm process behind (cli/warm.py).
+    os.environ.setdefault("GRADESYNC_WARM", "off")
     if out.exists():
         shutil.rmtree(out)
     world = build_world(seed, size)
