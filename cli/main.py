@@ -31,6 +31,7 @@ from cli.lazy import LazyGroup, LazySubcommand
 LAZY_SUBCOMMANDS: dict[str, LazySubcommand] = {
     "audit": LazySubcommand("cli.audit:audit_app", "Audit grade sync now (a course-audit flow run)."),
     "findings": LazySubcommand("cli.audit:findings_app", "Show the findings of an audit run."),
+    "night": LazySubcommand("cli.night:night_app", "Run the nightly audit now (night plan; --full reads all)."),
     "resync": LazySubcommand("cli.resync:app", "Plan, approve and run resyncs of missing or wrong grades."),
     "sandbox": LazySubcommand("sandbox_lms.cli:app", "The sandbox LMS: serve or export a generated world."),
     "demo": LazySubcommand("cli.demo:demo_app", "Run the demo end to end on the sandbox LMS."),

@@ -150,5 +150,6 @@ def outcome_of(summary: RunSummary) -> dict[str, Any]:
     """The run's JSON-able outcome (flow return value and `audit --json` base)."""
     return {"run_id": summary.run_id, "state": summary.state, "findings": len(summary.findings),
             "new": len(summary.new), "resolved": len(summary.resolved), "unverified": len(summary.unverified),
-            "by_category": dict(Counter(f.category for f in summary.findings)), "report": summary.report_path}
+            "by_category": dict(Counter(f.category for f in summary.findings)), "report": summary.report_path,
+            "not_read": dict(summary.not_read)}
 
