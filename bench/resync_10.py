@@ -23,7 +23,6 @@ import argparse
 import json
 import os
 import resource
-import socket
 import subprocess
 import sys
 import tempfile
@@ -31,12 +30,13 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 CLI = str(Path(sys.executable).with_name("gradesync"))
+from scripts.prefect_stack import prefect_server  # noqa: E402
+
 PREFECT = str(Path(sys.executable).with_name("prefect"))
 PYINSTRUMENT = str(Path(sys.executable).with_name("pyinstrument"))
 BOUND_BEYOND_LMS_S = 5.0        # issue 13 goal 3: ≤ 5 s of wall time beyond the LMS's own latency
@@ -47,41 +47,6 @@ def _children_cpu_s() -> float:
     CLI starts is its child: counted too)."""
     ru = resource.getrusage(resource.RUSAGE_CHILDREN)
     return ru.ru_utime + ru.ru_stime
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@contextmanager
-def prefect_server(env: dict[str, str], home: Path):
-    """`prefect server start` on a free port, healthy before yielding its API URL; stopped afterwards."""
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}/api"
-    with open(home / "server.log", "wb") as log:
-        proc = subprocess.Popen([PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-                                env=env, stdout=log, stderr=subprocess.STDOUT, cwd=home)
-        try:
-            deadline = time.monotonic() + 180
-            while True:
-                try:
-                    if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"prefect server did not start: {(home / 'server.log').read_text()[-1500:]}")
-                time.sleep(0.3)
-            yield url
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
 
 
 def _queued_world(root: Path, n_tasks: int, latency_ms: float):

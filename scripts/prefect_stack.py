@@ -141,20 +141,19 @@ def prefect_stack(workdir: Path, *, workers: tuple[str, ...] = ("w1", "w2"), lim
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
     env.update(PREFECT_HOME=str(home), PREFECT_SERVER_ANALYTICS_ENABLED="false",
                PREFECT_LOGGING_LEVEL="WARNING", PREFECT_SERVER_LOGGING_LEVEL="WARNING")
-    port = _free_port()
-    stack = Stack(env, f"http://127.0.0.1:{port}/api", app_url, workdir, postgres)
     try:
-        server = stack._start("server", ["server", "start", "--host", "127.0.0.1", "--port", str(port)],
-                              {"PREFECT_SERVER_DATABASE_CONNECTION_URL": server_db})
-        _wait_healthy(stack.api, server, workdir / "server.log")
-        env["PREFECT_API_URL"] = stack.api
-        stack.prefect(["work-pool", "create", POOL, "--type", "process"])
-        stack.prefect(["--no-prompt", "deploy", "--all"], timeout=300)
-        for name in workers:
-            stack.start_worker(name, limit)
-        yield stack
+        with prefect_server(env, workdir, database_url=server_db) as api:
+            env["PREFECT_API_URL"] = api
+            stack = Stack(env, api, app_url, workdir, postgres)
+            try:
+                stack.prefect(["work-pool", "create", POOL, "--type", "process"])
+                stack.prefect(["--no-prompt", "deploy", "--all"], timeout=300)
+                for name in workers:
+                    stack.start_worker(name, limit)
+                yield stack
+            finally:
+                stack.stop_all()
     finally:
-        stack.stop_all()
         if postgres:
             from models import dispose_engine
             dispose_engine(app_url)
@@ -163,6 +162,27 @@ def prefect_stack(workdir: Path, *, workers: tuple[str, ...] = ("w1", "w2"), lim
                     _pg_database(name, drop=True)
                 except Exception:
                     pass
+
+
+@contextmanager
+def prefect_server(env: dict[str, str], log_dir: Path, *, database_url: str | None = None) -> Iterator[str]:
+    """`prefect server start` on a free loopback port with `env` (its database `database_url`, else the
+    SQLite file of env's PREFECT_HOME), healthy before yielding its API URL; stopped on exit. Its log is
+    log_dir/server.log. Used by the stack above, the tests' session server and the benchmarks."""
+    port = _free_port()
+    api = f"http://127.0.0.1:{port}/api"
+    server_env = {k: v for k, v in env.items() if k != "PREFECT_API_URL"}
+    if database_url:
+        server_env["PREFECT_SERVER_DATABASE_CONNECTION_URL"] = database_url
+    log_path = log_dir / "server.log"
+    with open(log_path, "wb") as log:
+        server = subprocess.Popen([str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+                                  env=server_env, cwd=log_dir, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            _wait_healthy(api, server, log_path)
+            yield api
+        finally:
+            Stack._stop(server)
 
 
 def _wait_healthy(api: str, server: subprocess.Popen, log: Path) -> None:

@@ -12,16 +12,13 @@
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
-import sys
-import time
 import uuid
 from pathlib import Path
 from urllib.parse import quote
 
-import httpx
 import pytest
+
+from scripts.prefect_stack import prefect_server
 
 PG_ENV = "GRADESYNC_TEST_POSTGRES_URL"
 
@@ -127,14 +124,6 @@ def write_config(tmp_path: Path, rsa_key_file: Path):
     return write
 
 
-BIN = Path(sys.executable).parent
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 @pytest.fixture(scope="session")
 def prefect_env(tmp_path_factory) -> dict[str, str]:
@@ -145,32 +134,9 @@ def prefect_env(tmp_path_factory) -> dict[str, str]:
     if os.environ.get("PREFECT_API_URL"):
         yield env
         return
-    port = _free_port()
-    log = open(home / "server.log", "wb")
     env.pop("PREFECT_API_URL", None)
-    proc = subprocess.Popen([str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-                            env=env, stdout=log, stderr=subprocess.STDOUT, cwd=home)
-    url = f"http://127.0.0.1:{port}/api"
-    deadline = time.monotonic() + 180
-    while True:
-        try:
-            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            raise RuntimeError(f"prefect server did not start; log: {(home / 'server.log').read_text()[-2000:]}")
-        time.sleep(0.5)
-    env["PREFECT_API_URL"] = url
-    try:
+    with prefect_server(env, home) as url:
+        env["PREFECT_API_URL"] = url
         yield env
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
 
 

@@ -92,15 +92,19 @@ def peak_rss_mb() -> float:
     return round(peak / (1024 * 1024 if sys.platform == "darwin" else 1024), 1)
 
 
+def _batch_row(s, run_id: int, plan: BatchPlan) -> m.AuditBatch:
+    """The batch's row: the planned one, or a new one (a batch started without the parent's plan)."""
+    row = s.exec(select(m.AuditBatch).where(m.AuditBatch.run_id == run_id, m.AuditBatch.seq == plan.seq)).first()
+    if row is None:
+        row = m.AuditBatch(run_id=run_id, seq=plan.seq, platform=plan.platform, course_count=len(plan.context_ids))
+        s.add(row)
+    return row
+
+
 def start_batch(database_url: str, run_id: int, plan: BatchPlan, flow_run_id: str | None) -> int:
     """The batch's row (created, or taken over by a retry of the same batch); returns its id."""
     with m.session_scope(m.make_engine(database_url)) as s:
-        row = s.exec(select(m.AuditBatch).where(m.AuditBatch.run_id == run_id,
-                                                m.AuditBatch.seq == plan.seq)).first()
-        if row is None:
-            row = m.AuditBatch(run_id=run_id, seq=plan.seq, platform=plan.platform,
-                               course_count=len(plan.context_ids))
-            s.add(row)
+        row = _batch_row(s, run_id, plan)
         row.state, row.error = "running", None
         row.flow_run_id = flow_run_id or None
         row.worker = worker_name()
@@ -215,12 +219,7 @@ def fail_batch(database_url: str, run_id: int, plan: BatchPlan, reason: str) -> 
     """A batch that could not finish: its courses that have no status yet are unverified with the
     reason (never a false finding); the run becomes partial."""
     with m.session_scope(m.make_engine(database_url)) as s:
-        row = s.exec(select(m.AuditBatch).where(m.AuditBatch.run_id == run_id,
-                                                m.AuditBatch.seq == plan.seq)).first()
-        if row is None:
-            row = m.AuditBatch(run_id=run_id, seq=plan.seq, platform=plan.platform,
-                               course_count=len(plan.context_ids))
-            s.add(row)
+        row = _batch_row(s, run_id, plan)
         if row.state == "completed":
             return
         row.state, row.error, row.finished_at = "failed", reason[:2000], m.utcnow()
