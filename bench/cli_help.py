@@ -24,18 +24,7 @@ sys.path.insert(0, str(ROOT))
 CLI = str(Path(sys.executable).with_name("gradesync"))
 BOUND_S = 0.5
 # Walks the command tree in its own process, so this one stays free of the CLI's imports.
-LIST_PATHS = """
-import json, typer, cli.main as c
-root = typer.main.get_command(c.app)
-def walk(cmd, ctx, path):
-    out = [path]
-    if hasattr(cmd, "list_commands"):
-        for name in cmd.list_commands(ctx):
-            sub = cmd.get_command(ctx, name)
-            out += walk(sub, cmd.context_class(sub, parent=ctx, info_name=name), [*path, name])
-    return out
-print(json.dumps(walk(root, root.context_class(root, info_name="gradesync"), [])))
-"""
+LIST_PATHS = "import json, cli.main as c, cli.lazy as lazy; print(json.dumps(lazy.command_paths(c.app)))"
 FLOOR = "import typer.main, typer.rich_utils, rich.console"
 
 

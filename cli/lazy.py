@@ -111,3 +111,19 @@ class LazyGroup(LightGroup):
             super().format_help(ctx, formatter)
         finally:
             self._listing = False
+
+
+def command_paths(app: typer.Typer) -> list[list[str]]:
+    """Every command path of `app` ([] = the root), mounting each lazy sub-app on the way (the `--help`
+    test and benchmark walk it)."""
+    root = typer.main.get_command(app)
+
+    def walk(cmd, ctx, path: list[str]) -> list[list[str]]:
+        out = [path]
+        if hasattr(cmd, "list_commands"):
+            for name in cmd.list_commands(ctx):
+                sub = cmd.get_command(ctx, name)
+                out += walk(sub, cmd.context_class(sub, parent=ctx, info_name=name), [*path, name])
+        return out
+
+    return walk(root, root.context_class(root, info_name="gradesync"), [])

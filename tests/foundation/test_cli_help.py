@@ -23,15 +23,8 @@ heavy = json.loads(sys.argv[1])
 def loaded():
     return sorted(h for h in heavy if h in sys.modules)
 report = {"after_import": loaded(), "paths": []}
-root = typer.main.get_command(c.app)
-def walk(cmd, ctx, path):
-    out = [path]
-    if hasattr(cmd, "list_commands"):
-        for name in cmd.list_commands(ctx):
-            sub = cmd.get_command(ctx, name)
-            out += walk(sub, cmd.context_class(sub, parent=ctx, info_name=name), [*path, name])
-    return out
-for path in walk(root, root.context_class(root, info_name="gradesync"), []):
+import cli.lazy as lazy
+for path in lazy.command_paths(c.app):
     try:
         c.app([*path, "--help"], prog_name="gradesync")
     except SystemExit as e:
