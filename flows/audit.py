@@ -28,12 +28,12 @@ from gradesync.audit.retention import purge_snapshots
 from gradesync.audit.scope_check import require_courses
 from gradesync.audit.validate import merge_results
 from gradesync.budget import lms_slots
-from gradesync.diagnosis.wanted import results_wanted
+from gradesync.diagnosis.wanted import needs_rest, results_wanted
 from gradesync.report.env import report_path
 from gradesync.settings import Settings, load_settings
 from lti_client import LtiClient
 from tasks.audit_steps import diagnose, load_course_records, load_tool_records, reconcile, save_batch, validate
-from tasks.extract import extract_platform, read_rest_where_needed, request_stats
+from tasks.extract import extract_platform, read_rest_of, request_stats
 from tasks.publish import alert, publish_report
 
 BATCH_DEPLOYMENT = "audit-batch/audit-batch"
@@ -66,8 +66,10 @@ async def audit_batch(run_id: int, seq: int, platform: str, context_ids: list[st
             snapshots = {(platform, ctx): snap for ctx, snap in extraction.snapshots.items()}
             tool = load_tool_records(db, quote(scope), quote(snapshots), quote(courses))
             clock.lap("load_people")
-            snapshots = await read_rest_where_needed(client, platform, quote(tool), quote(snapshots))
-            clock.lap("extract")
+            rest = needs_rest(tool.platforms, tool.courses, snapshots)
+            if rest:                     # an item looks inactive: its heuristic counts the other items
+                snapshots = await read_rest_of(client, platform, quote(snapshots), rest)
+                clock.lap("extract")
             stats = request_stats(client)
     rows = reconcile(quote(tool), quote(snapshots))
     outcome = validate(quote(rows), quote(snapshots))

@@ -13,8 +13,6 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from gradesync.audit.extract import RETRYABLE, extract_course, failed_snapshot, read_rest, with_retries
-from gradesync.audit.records import ToolRecords
-from gradesync.diagnosis.wanted import rest_needed
 from gradesync.diagnosis.inputs import CourseSnapshot, ScoreGrant
 from lti_client import LtiClient, LtiError
 from lti_client.types import SCOPE_SCORE
@@ -65,17 +63,15 @@ async def extract_platform(client: LtiClient, platform: str, courses: list[tuple
 
 
 @task(name="read-rest", task_run_name="read-rest-{platform}", cache_policy=NO_CACHE)
-async def read_rest_where_needed(client: LtiClient, platform: str, tool: ToolRecords,
-                                 snapshots: dict[tuple[str, str], CourseSnapshot]) -> dict[tuple[str, str], CourseSnapshot]:
-    """The batch's snapshots, with every result read in the courses where an item looks inactive
-    (`rest_needed`: its heuristic counts the other items' results)."""
+async def read_rest_of(client: LtiClient, platform: str, snapshots: dict[tuple[str, str], CourseSnapshot],
+                       keys: list[tuple[str, str]]) -> dict[tuple[str, str], CourseSnapshot]:
+    """The batch's snapshots, with every result read in the courses `keys` (gradesync.diagnosis.wanted
+    `needs_rest`: an item there looks inactive, and its heuristic counts the other items' results)."""
     out = dict(snapshots)
 
     async def one(key: tuple[str, str]) -> None:
         out[key] = await with_retries(lambda: read_rest(client, snapshots[key]))
 
-    keys = [k for k, snap in snapshots.items() if snap.error is None and k in tool.courses
-            and rest_needed(tool.platforms[k[0]], tool.courses[k], snap)]
     await asyncio.gather(*(one(k) for k in keys))
     return out
 

@@ -69,3 +69,10 @@ def rest_needed(platform: PlatformRecords, course: CourseRecords, snap: CourseSn
                # a refusal as inactive decides before the heuristic is asked
                and inactive_refusal(platform.vendor, course.passbacks, rl, item_of[rl]) is None
                for rl, n in expected.items())
+
+
+def needs_rest(platforms: dict[str, PlatformRecords], courses: dict[tuple[str, str], CourseRecords],
+               snapshots: dict[tuple[str, str], CourseSnapshot]) -> list[tuple[str, str]]:
+    """The courses of a batch whose other results must be read too (`rest_needed`)."""
+    return [k for k, snap in snapshots.items() if snap.error is None and k in courses
+            and rest_needed(platforms[k[0]], courses[k], snap)]
