@@ -190,9 +190,12 @@ def night_rows(n: dict | None) -> list[tuple[str, str, str]]:
          f"**{n['requests_ratio']:.2f}** ({n2['courses_read']} of {n2['courses']} courses read; not read: {not_read}; "
          f"clean world; the planted world watches {n2['planted_world_share_watched_nightly']:.0%} of its courses nightly → ≈ {n2['planted_world_expected_share_read']:.2f})",
          f"≤ {t['night.requests_ratio']}"),
-        (f"night.bound_ratio: requests × L ÷ {b['key_in_flight']} vs Σ extract, full night",
+        (f"night.bound_ratio: requests × L ÷ {b['key_in_flight']} vs Σ extract, full night, default batch size "
+         f"({b['batches']} batch of {b['batch_courses']} courses)",
          f"**{n['bound_ratio']:.2f}** ({b['bound_s']:.1f} s vs {b['extract_s']:.1f} s; vs the {b['nightly_slots_held']} "
-         f"slots the nightly holds {b['ratio_vs_slots_held']:.2f}; {b['s_per_request']:.1f} ms/request); other steps "
+         f"slots the nightly holds {b['ratio_vs_slots_held']:.2f}; {b['ms_per_request']:.1f} ms/request); "
+         f"batches of {b['small_batches']['batch_courses']}: {b['small_batches']['ratio']:.2f} "
+         f"({b['small_batches']['ms_per_request']:.1f} ms/request); other steps "
          + ", ".join(f"{k} {v:.1f} s" for k, v in b["steps_s"].items() if k != "extract"),
          f"≥ {t['night.bound_ratio']}"),
         ("night.worker_peak_rss_mb: a process running batches, two sizes, same batch size",
