@@ -335,7 +335,7 @@ def run(courses: int = 100, batch_courses: int = 25, scale_courses: int = 16, qu
     r["scaling"] = sc
     r["scaling_2_workers"] = sc["ratio"]
     from gradesync.settings import AuditSettings
-    r["projection"] = projection(ratio, grades_ratio, n1, courses, AuditSettings().batch_courses)
+    r["projection"] = projection(ratio, grades_ratio, nd, courses, AuditSettings().batch_courses)
     r["projected_hours_10k"] = r["projection"]["hours"]
     return r
 

@@ -56,7 +56,8 @@ async def extract_platform(client: LtiClient, platform: str, courses: list[tuple
         return PlatformExtraction(grant, {ctx: failed for ctx, _, _ in courses})
 
     async def one(ctx: str, li_url: str, m_url: str) -> tuple[str, CourseSnapshot]:
-        return ctx, await with_retries(lambda: extract_course(client, li_url, m_url, (wanted or {}).get(ctx)))
+        return ctx, await with_retries(lambda: extract_course(client, li_url, m_url, (wanted or {}).get(ctx)),
+                                       f"{platform}/{ctx}")
 
     pairs = await asyncio.gather(*(one(*c) for c in courses))
     return PlatformExtraction(grant, dict(pairs))
@@ -70,7 +71,7 @@ async def read_rest_of(client: LtiClient, platform: str, snapshots: dict[tuple[s
     out = dict(snapshots)
 
     async def one(key: tuple[str, str]) -> None:
-        out[key] = await with_retries(lambda: read_rest(client, snapshots[key]))
+        out[key] = await with_retries(lambda: read_rest(client, snapshots[key]), "/".join(key))
 
     await asyncio.gather(*(one(k) for k in keys))
     return out

@@ -3,6 +3,7 @@ ones: gradesync/diagnosis/wanted.py), the roster."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -92,23 +93,27 @@ def _snapshot(line_items: list[LineItem], members: list[Member],
                           results_not_read=not_read)
 
 
+log = logging.getLogger(__name__)
 RETRYABLE = frozenset({ErrorKind.transient, ErrorKind.throttled, ErrorKind.malformed})
 RETRY_DELAYS_S = (1.0, 3.0)
 
 
-async def with_retries(read: Callable[[], Awaitable[CourseSnapshot]], *,
+async def with_retries(read: Callable[[], Awaitable[CourseSnapshot]], label: str = "", *,
                        sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep) -> CourseSnapshot:
     """A course's read, tried again (after 1 s, then 3 s, ± half) when it failed for a reason another try
     can fix — the client already retried each request; this is the second line for a course whose whole
     read failed transiently. A definite answer (404 concluded, 401, a paging loop) or the last failure is
-    the course's failed snapshot (*unverified*), never an exception."""
-    for delay in (*RETRY_DELAYS_S, None):
+    the course's failed snapshot (*unverified*), never an exception; the log file keeps why (`label`
+    names the course there)."""
+    for tries, delay in enumerate((*RETRY_DELAYS_S, None), start=1):
         try:
             return await read()
         except LtiError as e:
             if e.info.kind not in RETRYABLE or delay is None:
+                log.warning("%s: read failed (try %d, not retried further): %s", label or "course", tries, e)
                 return failed_snapshot(e)
         except Exception as e:          # a bug or a broken connection: the course is unverified, the batch goes on
+            log.warning("%s: read failed: %s", label or "course", e, exc_info=True)
             return failed_snapshot(e)
         await sleep(delay * random.uniform(0.5, 1.5))
     raise AssertionError("unreachable")
