@@ -96,6 +96,7 @@ async def lms_slots(reg: PlatformRegistration, purpose: Purpose, *, share: float
     # must wait for slots waits outside that lock.
     lock = _acquiring()
     await lock.acquire()
+    locked = True
     try:
         limit, bulk, free = await ensure_limits(reg, share)
         base, bulk_name = limit_names(reg.name)
@@ -109,10 +110,11 @@ async def lms_slots(reg: PlatformRegistration, purpose: Purpose, *, share: float
             names, wait = [base], RESERVED_WAIT_S
         held = concurrency(names, occupy=n, timeout_seconds=wait, lease_duration=LEASE_S, strict=True)
         if any(free[name] < n for name in names):
-            lock.release()
+            lock.release()          # it will wait: let other holders of this process try meanwhile
+            locked = False
         await held.__aenter__()
     finally:
-        if lock.locked():
+        if locked:
             lock.release()
     try:
         yield n
