@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 
 import models as m
@@ -213,7 +214,14 @@ class ResyncStore:
             return True
 
     def course_unverified(self, run_id: int, platform: str, context_id: str, reason: str) -> None:
-        """Record that the resync could not reach a course (a `course_audit` row of the resync run)."""
+        """Record that the resync could not reach a course (a `course_audit` row of the resync run). Sends
+        of one course run concurrently: when another one recorded it first, its row stands."""
+        try:
+            self._course_unverified(run_id, platform, context_id, reason)
+        except IntegrityError:
+            pass
+
+    def _course_unverified(self, run_id: int, platform: str, context_id: str, reason: str) -> None:
         with m.session_scope(self.engine) as s:
             row = s.exec(select(m.CourseAudit).where(m.CourseAudit.run_id == run_id, m.CourseAudit.platform == platform,
                                                      m.CourseAudit.context_id == context_id)).first()
