@@ -12,9 +12,6 @@ never an API call per request:
 so nightly work can never hold more than L − R slots and R slots stay free for a support ticket's
 on-demand audit (R = `audit.on_demand_reserved_share` of L, at least 1 when L > 1). A holder caps its
 LtiClient at the slots it holds (`LtiClient(in_flight=n)`), so the clients' caps sum to ≤ L.
-
-Without a reachable Prefect API (unit tests that call the plain functions) `guard=False` skips the lease
-and the client keeps the key's own limit.
 """
 from __future__ import annotations
 
@@ -79,16 +76,12 @@ async def ensure_limits(reg: PlatformRegistration, share: float) -> tuple[int, i
 
 @asynccontextmanager
 async def lms_slots(reg: PlatformRegistration, purpose: Purpose, *, share: float = 0.05,
-                    want: int | None = None, guard: bool = True) -> AsyncIterator[int]:
+                    want: int | None = None) -> AsyncIterator[int]:
     """Hold slots of `reg`'s key for the body; yields how many (cap the LtiClient at it).
 
     nightly: `want` (default L − R) slots of both limits, waiting as long as the night needs.
     on-demand: the whole key (or `want`) when that many are free, else the reserved share R — free
     for a ticket whatever the night holds."""
-    limit = reg.key_in_flight_limit
-    if not guard:
-        yield min(limit, want or limit)
-        return
     from prefect.concurrency.asyncio import concurrency
 
     # Slots that are free are taken one acquisition at a time per process (a Prefect server on SQLite
