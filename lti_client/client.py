@@ -24,7 +24,7 @@ from lti_client.parse import (container_items, parse_line_item, parse_member, pa
 from lti_client.read_access import SCOPE_NOT_GRANTED, ReadAccess, closed_error
 from lti_client.registration import PlatformRegistration
 from lti_client.tokens import TokenManager
-from lti_client.transport import fast_transport, proxy_configured
+from lti_client.transport import ProxiedTransport, fast_transport, proxy_configured
 from lti_client.types import (SCOPE_SCORE, Endpoint, ErrorKind, LineItem, Member, RequestStats, Result,
                               Score, TokenGrant, TokenRefusal)
 from lti_client.urls import redact_url, service_url, with_params
@@ -73,13 +73,12 @@ class LtiClient:
         if in_flight is not None:
             concurrency = max(1, min(concurrency, in_flight))
         limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-        if transport is None and not proxy_configured():
-            transport = fast_transport(limits)     # less CPU per request (transport.py); proxies: httpx's own
-        # No redirects: a redirect could lead a bearer token past the host allow-list.
-        self._http = httpx.AsyncClient(
-            transport=transport, timeout=httpx.Timeout(timeout), follow_redirects=False, limits=limits)
+        if transport is None:
+            # Less CPU per request (transport.py); behind a proxy, httpx's client (it reads the proxy settings).
+            transport = ProxiedTransport(limits) if proxy_configured() else fast_transport(limits)
+        self._transport = transport
         self._requester = Requester(
-            registration, self.profile, self._http, stats=self.stats, concurrency=concurrency,
+            registration, self.profile, transport, stats=self.stats, concurrency=concurrency, timeout=timeout,
             max_retries=max_retries, backoff_base=backoff_base, backoff_cap=backoff_cap,
             clock=clock, sleep=sleep)
         self._tokens = TokenManager(registration, self._requester, clock)
@@ -98,7 +97,7 @@ class LtiClient:
 
     async def aclose(self) -> None:
         """Close the connection pool."""
-        await self._http.aclose()
+        await self._transport.aclose()
 
     # ---- tokens ---------------------------------------------------------------------------------
     async def read_grant(self) -> TokenGrant:

@@ -15,6 +15,7 @@ lti-platform-behavior.md):
 """
 from __future__ import annotations
 
+import asyncio
 import email.utils
 import logging
 import random
@@ -40,6 +41,8 @@ MALFORMED_RETRIES = 2
 RETRY_AFTER_CEILING_S = 120.0
 
 Bearer = Callable[[str | None], Awaitable[str]]   # (stale token or None) -> access token
+# Sent with every request unless the caller says otherwise (what httpx's client would add, with our name).
+DEFAULT_HEADERS = {"Accept": "*/*", "Accept-Encoding": "gzip, deflate", "User-Agent": "gradesync-lti-client"}
 
 
 def reason_phrase(response: httpx.Response) -> str:
@@ -82,11 +85,15 @@ class Scrubber:
 class Requester:
     """Sends requests for one registration with the policy above; owns pacing state and stats."""
 
-    def __init__(self, reg: PlatformRegistration, profile: VendorProfile, http: httpx.AsyncClient, *,
-                 stats: RequestStats, concurrency: int, max_retries: int, backoff_base: float,
+    def __init__(self, reg: PlatformRegistration, profile: VendorProfile, transport: httpx.AsyncBaseTransport, *,
+                 stats: RequestStats, concurrency: int, timeout: float, max_retries: int, backoff_base: float,
                  backoff_cap: float, clock: Callable[[], float],
                  sleep: Callable[[float], Awaitable[Any]]) -> None:
-        self.reg, self.profile, self._http, self.stats = reg, profile, http, stats
+        self.reg, self.profile, self._transport, self.stats = reg, profile, transport, stats
+        # Requests go straight to the transport (httpx's transport API): no redirects (a redirect could
+        # lead a bearer token past the host allow-list), no cookies, and none of the client's per-request
+        # bookkeeping (issue 13: CPU per request).
+        self._extensions = {"timeout": httpx.Timeout(timeout).as_dict()}
         self.limiter = AdaptiveLimiter(concurrency, clock=clock, request_cost=profile.rate_limit_request_cost)
         self.max_retries, self.backoff_base, self.backoff_cap = max_retries, backoff_base, backoff_cap
         self._clock, self._sleep = clock, sleep
@@ -183,16 +190,18 @@ class Requester:
             await self._pace()
             if bearer is not None:
                 token, stale = await bearer(stale), None
-            req_headers = dict(headers or {})
+            req_headers = {**DEFAULT_HEADERS, **(headers or {})}
             if token:
                 req_headers["Authorization"] = f"Bearer {token}"
             data = form() if form else None           # built before counting: may raise
+            request = httpx.Request(method, url, headers=req_headers, content=content, data=data,
+                                    extensions=self._extensions)
             await self.limiter.acquire()
             try:
                 self.stats.count(endpoint.value)
                 try:
-                    response = await self._http.request(method, url, headers=req_headers, content=content,
-                                                        data=data)
+                    response = await self._transport.handle_async_request(request)
+                    response.request = request
                     await response.aread()
                 except httpx.TransportError as exc:        # timeouts, connect/read errors
                     response, failure = None, exc
@@ -200,6 +209,10 @@ class Requester:
                 in_flight = self.limiter.in_flight
             finally:
                 self.limiter.release()
+            if self.limiter.waiting:
+                # Let the request just given our slot go out before this answer is decoded (issue 13):
+                # decoding can wait; a slot left idle at the platform is time lost for good.
+                await asyncio.sleep(0)
             if response is None:
                 what = "timeout" if isinstance(failure, httpx.TimeoutException) else "connection error"
                 log.info("%s %s: %s (attempt %d)", method, redact_url(url), what, attempt + 1)
@@ -212,7 +225,8 @@ class Requester:
                                  f"{what} after {attempt + 1} attempt(s)", url)
             self._observe(response, in_flight)
             status = response.status_code
-            log.debug("%s %s -> %d", method, redact_url(url), status)
+            if log.isEnabledFor(logging.DEBUG):
+                log.debug("%s %s -> %d", method, redact_url(url), status)
             if 200 <= status < 300:
                 try:
                     return Reply(response, decode(response))

@@ -59,6 +59,11 @@ class AdaptiveLimiter:
                 self._waiters.remove(waiter)
             raise
 
+    @property
+    def waiting(self) -> bool:
+        """True when a request waits for a slot."""
+        return bool(self._waiters)
+
     def release(self) -> None:
         """Free a slot and hand free slots to the waiters."""
         self.in_flight -= 1

@@ -1,54 +1,80 @@
-"""A lighter network layer under httpx: httpcore's HTTP/1.1 pool on plain asyncio sockets.
+"""A lighter network layer under httpx: HTTP/1.1 on asyncio protocols, responses parsed by httptools.
 
 Why (issue 13): at 12 requests in flight and 20 ms latency the client has ~1.7 ms of event-loop time per
-request. Profiling the stock stack showed a large share spent not on HTTP but on pool bookkeeping:
-httpcore's pool re-scans every connection against every queued request on each change (quadratic, ~100
-`is_idle` calls per request at 12 connections) and asks anyio, per idle connection, whether its socket
-is readable (an attribute table rebuilt, then getpeername + poll syscalls). Here:
-- `AsyncioStream`: a connection knows it for free — the asyncio protocol is told when bytes or EOF arrive;
-- `LeanPool`: idle connections per origin in a list, at most `max_connections` lent out at a time.
-httpx stays the API (its transport maps errors as before); httpcore still speaks HTTP/1.1 per connection
-(reason phrases, keep-alive, TLS via `loop.start_tls`).
+request for everything (HTTP, JSON, records). httpx's stock stack spends most of it below the API: httpcore's
+pool bookkeeping, anyio streams and h11, a pure-Python HTTP parser. Here one `_Connection` per socket is an
+asyncio protocol whose bytes go straight into httptools' C parser (llhttp, the parser of Node.js and uvicorn),
+and `FastTransport` keeps idle connections per origin, at most `max_connections` lent out at once.
+
+httpx stays the API: `FastTransport` is an `httpx.AsyncBaseTransport`; requests and responses are httpx's,
+errors are httpx's (ConnectError, ReadTimeout, RemoteProtocolError, …) and the reason phrase and HTTP version
+are in `response.extensions` as httpx's own transport puts them. A response is read whole before it is
+returned (every caller reads it whole), so its connection goes back to the pool at once. Behind a proxy,
+httpx's own transport is used (`proxy_configured`).
 """
 from __future__ import annotations
 
 import asyncio
 import socket
 import ssl
+import time
 import typing
 import urllib.request
 
-import httpcore
 import httpx
+import httptools
+
+Key = tuple[bytes, bytes, int]
+_DEFAULT_PORTS = {b"http": 80, b"https": 443}
+_NO_BODY_STATUS = (204, 304)
 
 
-class _Protocol(asyncio.Protocol):
-    """Buffers what the peer sends; wakes the one reader waiting for it."""
+class _Connection(asyncio.Protocol):
+    """One HTTP/1.1 connection: writes a request, parses its response (httptools calls the `on_*` methods)."""
 
-    def __init__(self) -> None:
-        self.buffer = bytearray()
-        self.eof = False
-        self.error: BaseException | None = None
+    def __init__(self, key: Key) -> None:
+        self.key = key
         self.transport: asyncio.Transport | None = None
-        self._waiter: asyncio.Future[None] | None = None
+        self.parser = httptools.HttpResponseParser(self)
+        self.closed = False                 # EOF, error or unexpected bytes: never reuse
+        self.idle_since = 0.0
+        self._done: asyncio.Future[None] | None = None     # the response in progress (None: idle)
         self._drain: asyncio.Future[None] | None = None
+        self._last_read = 0.0
+        self._read_timer: asyncio.TimerHandle | None = None
+        self._reset()
 
+    def _reset(self) -> None:
+        self.reason = b""
+        self.headers: list[tuple[bytes, bytes]] = []
+        self.body: list[bytes] = []
+        self.received = False               # any byte of this response yet
+        self.headers_done = False
+        self.until_eof = False              # no length, not chunked: the body ends with the connection
+        self.complete = False
+        self.reusable = False               # the server keeps the connection open after this response
+
+    # ---- asyncio protocol -----------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = typing.cast(asyncio.Transport, transport)
 
     def data_received(self, data: bytes) -> None:
-        self.buffer += data
-        self._wake()
+        if self._done is None:              # bytes nobody asked for: the connection is out of step
+            self.closed = True
+            return
+        self.received = True
+        self._last_read = time.monotonic()
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserError as exc:
+            self._fail(httpx.RemoteProtocolError(f"malformed HTTP response: {exc}"))
 
     def eof_received(self) -> bool:
-        self.eof = True
-        self._wake()
-        return False
+        self._ended(None)
+        return False                        # close our side too
 
     def connection_lost(self, exc: BaseException | None) -> None:
-        self.eof = True
-        self.error = exc
-        self._wake()
+        self._ended(exc)
         if self._drain is not None and not self._drain.done():
             self._drain.set_result(None)
 
@@ -60,225 +86,221 @@ class _Protocol(asyncio.Protocol):
             self._drain.set_result(None)
         self._drain = None
 
-    def _wake(self) -> None:
-        if self._waiter is not None and not self._waiter.done():
-            self._waiter.set_result(None)
+    # ---- httptools callbacks ----------------------------------------------------------------------
+    def on_status(self, status: bytes) -> None:
+        self.reason += status               # may come in pieces
 
-    async def wait_readable(self) -> None:
-        self._waiter = asyncio.get_running_loop().create_future()
-        try:
-            await self._waiter
-        finally:
-            self._waiter = None
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.headers.append((name, value))
 
+    def on_headers_complete(self) -> None:
+        self.headers_done = True
+        status = self.parser.get_status_code()
+        framed = any(name.lower() in (b"content-length", b"transfer-encoding") for name, _ in self.headers)
+        self.until_eof = not framed and status >= 200 and status not in _NO_BODY_STATUS
 
-class AsyncioStream(httpcore.AsyncNetworkStream):
-    """One TCP (or TLS) connection as httpcore wants it."""
+    def on_body(self, body: bytes) -> None:
+        self.body.append(body)
 
-    def __init__(self, protocol: _Protocol) -> None:
-        self._p = protocol
+    def on_message_complete(self) -> None:
+        self.complete = True
+        # Asked here: llhttp resets its flags once the message is done.
+        self.reusable = not self.until_eof and self.parser.should_keep_alive()
+        if self._done is not None and not self._done.done():
+            self._done.set_result(None)
 
-    async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
-        p = self._p
-        if not p.buffer and not p.eof:
-            try:
-                async with asyncio.timeout(timeout):
-                    while not p.buffer and not p.eof:
-                        await p.wait_readable()
-            except TimeoutError:
-                raise httpcore.ReadTimeout("timed out reading") from None
-        if not p.buffer:
-            if p.error is not None:
-                raise httpcore.ReadError(str(p.error))
-            return b""
-        data = bytes(p.buffer[:max_bytes])
-        del p.buffer[:max_bytes]
-        return data
-
-    async def write(self, buffer: bytes, timeout: float | None = None) -> None:
-        p = self._p
-        if not buffer:
+    # ---- end of the connection --------------------------------------------------------------------
+    def _ended(self, exc: BaseException | None) -> None:
+        self.closed = True
+        if self._done is None or self._done.done():
             return
-        if p.transport is None or p.transport.is_closing():
-            raise httpcore.WriteError("connection closed")
-        p.transport.write(buffer)
-        if p._drain is not None:
+        if self.headers_done and self.until_eof and exc is None:
+            self.on_message_complete()      # the body was "everything until the server closed"
+        elif exc is not None:
+            self._fail(httpx.ReadError(str(exc) or type(exc).__name__))
+        elif not self.received:
+            self._fail(httpx.RemoteProtocolError("Server disconnected without sending a response."))
+        else:
+            self._fail(httpx.RemoteProtocolError("peer closed connection without sending complete message body"))
+
+    def _fail(self, exc: Exception) -> None:
+        self.closed = True
+        if self._done is not None and not self._done.done():
+            self._done.set_exception(exc)
+        if self.transport is not None:
+            self.transport.close()
+
+    def _check_read(self, timeout: float) -> None:
+        # One timer per response, re-armed from the last byte read: a read timeout is time without bytes.
+        quiet = time.monotonic() - self._last_read
+        if quiet >= timeout:
+            self._fail(httpx.ReadTimeout("timed out waiting for the response"))
+        elif self._done is not None and not self._done.done():
+            self._read_timer = asyncio.get_running_loop().call_later(timeout - quiet, self._check_read, timeout)
+
+    # ---- one exchange ----------------------------------------------------------------------------
+    def usable(self, now: float, expiry: float | None) -> bool:
+        """Idle, open, and not past the keep-alive expiry: may carry the next request."""
+        return (not self.closed and self.transport is not None and not self.transport.is_closing()
+                and (expiry is None or now - self.idle_since < expiry))
+
+    async def exchange(self, head: bytes, body: bytes, head_only: bool, timeouts: dict[str, float | None]) -> None:
+        """Send a request and wait until its response is complete (self.reason/headers/body)."""
+        loop = asyncio.get_running_loop()
+        self._reset()
+        self._done = done = loop.create_future()
+        self._last_read = time.monotonic()
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            raise httpx.WriteError("connection closed")
+        transport.write(head + body if len(body) < 65536 else head)
+        if len(body) >= 65536:
+            transport.write(body)
+        if self._drain is not None:
             try:
-                async with asyncio.timeout(timeout):
-                    await p._drain
+                async with asyncio.timeout(timeouts.get("write")):
+                    await self._drain
             except TimeoutError:
-                raise httpcore.WriteTimeout("timed out writing") from None
-
-    async def aclose(self) -> None:
-        if self._p.transport is not None:
-            self._p.transport.close()
-
-    async def start_tls(self, ssl_context: ssl.SSLContext, server_hostname: str | None = None,
-                        timeout: float | None = None) -> httpcore.AsyncNetworkStream:
-        loop = asyncio.get_running_loop()
+                self._fail(httpx.WriteTimeout("timed out writing the request"))
+        read_timeout = timeouts.get("read")
+        if read_timeout is not None:
+            self._read_timer = loop.call_later(read_timeout, self._check_read, read_timeout)
         try:
-            async with asyncio.timeout(timeout):
-                transport = await loop.start_tls(self._p.transport, self._p, ssl_context,
-                                                 server_hostname=server_hostname)
-        except TimeoutError:
-            await self.aclose()
-            raise httpcore.ConnectTimeout("timed out in the TLS handshake") from None
-        except (OSError, ssl.SSLError) as exc:
-            await self.aclose()
-            raise httpcore.ConnectError(str(exc)) from exc
-        self._p.transport = transport
-        return self
+            if head_only:
+                # llhttp cannot be told the response answers a HEAD: take the head, then drop the connection.
+                while not self.headers_done and not done.done():
+                    await asyncio.sleep(0.001)
+                if not done.done():
+                    self.closed = True
+                    done.set_result(None)
+            await done
+        finally:
+            self._done = None
+            if self._read_timer is not None:
+                self._read_timer.cancel()
+                self._read_timer = None
 
-    def get_extra_info(self, info: str) -> typing.Any:
-        t = self._p.transport
-        if info == "is_readable":
-            # An idle keep-alive connection that has bytes or EOF waiting was closed by the server.
-            return bool(self._p.buffer) or self._p.eof
-        if t is None:
-            return None
-        return {"ssl_object": lambda: t.get_extra_info("ssl_object"),
-                "client_addr": lambda: t.get_extra_info("sockname"),
-                "server_addr": lambda: t.get_extra_info("peername"),
-                "socket": lambda: t.get_extra_info("socket")}.get(info, lambda: None)()
+    def keep_alive(self) -> bool:
+        return not self.closed and self.reusable
+
+    def close(self) -> None:
+        self.closed = True
+        if self.transport is not None:
+            self.transport.close()
 
 
-class AsyncioBackend(httpcore.AsyncNetworkBackend):
-    """Opens `AsyncioStream`s (asyncio sets TCP_NODELAY on TCP sockets itself)."""
-
-    async def connect_tcp(self, host: str, port: int, timeout: float | None = None,
-                          local_address: str | None = None,
-                          socket_options: typing.Iterable[typing.Any] | None = None) -> httpcore.AsyncNetworkStream:
-        loop = asyncio.get_running_loop()
-        try:
-            async with asyncio.timeout(timeout):
-                transport, protocol = await loop.create_connection(
-                    _Protocol, host, port, local_addr=(local_address, 0) if local_address else None)
-        except TimeoutError:
-            raise httpcore.ConnectTimeout(f"timed out connecting to {host}:{port}") from None
-        except OSError as exc:
-            raise httpcore.ConnectError(str(exc)) from exc
-        sock = transport.get_extra_info("socket")
-        for option in socket_options or ():
-            sock.setsockopt(*option)
-        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        return AsyncioStream(protocol)
-
-    async def connect_unix_socket(self, path: str, timeout: float | None = None,
-                                  socket_options: typing.Iterable[typing.Any] | None = None
-                                  ) -> httpcore.AsyncNetworkStream:
-        loop = asyncio.get_running_loop()
-        try:
-            async with asyncio.timeout(timeout):
-                _, protocol = await loop.create_unix_connection(_Protocol, path)
-        except TimeoutError:
-            raise httpcore.ConnectTimeout(f"timed out connecting to {path}") from None
-        except OSError as exc:
-            raise httpcore.ConnectError(str(exc)) from exc
-        return AsyncioStream(protocol)
-
-    async def sleep(self, seconds: float) -> None:
-        await asyncio.sleep(seconds)
+def _key(url: httpx.URL) -> Key:
+    scheme = url.raw_scheme
+    return scheme, url.raw_host, url.port or _DEFAULT_PORTS.get(scheme, 80)
 
 
-class _LentStream:
-    """A response body that gives its connection back to the pool when closed."""
-
-    def __init__(self, stream: typing.Any, pool: "LeanPool", conn: httpcore.AsyncHTTPConnection) -> None:
-        self._stream, self._pool, self._conn = stream, pool, conn
-        self._closed = False
-
-    async def __aiter__(self) -> typing.AsyncIterator[bytes]:
-        try:
-            async for part in self._stream:
-                yield part
-        except BaseException:
-            await self.aclose()
-            raise
-
-    async def aclose(self) -> None:
-        if not self._closed:
-            self._closed = True
-            try:
-                await self._stream.aclose()
-            finally:
-                self._pool._give_back(self._conn)
+def _request_head(request: httpx.Request, content_length: int | None) -> bytes:
+    lines = [b"%s %s HTTP/1.1\r\n" % (request.method.encode("ascii"), request.url.raw_path or b"/")]
+    for name, value in request.headers.raw:
+        lines.append(b"%s: %s\r\n" % (name, value))
+    if content_length is not None and "content-length" not in request.headers:
+        lines.append(b"Content-Length: %d\r\n" % content_length)
+    lines.append(b"\r\n")
+    return b"".join(lines)
 
 
-def _key(origin: httpcore.Origin) -> tuple[bytes, bytes, int]:
-    return origin.scheme, origin.host, origin.port
-
-
-class LeanPool:
-    """HTTP/1.1 connections per origin: reuse an idle one that is still open, else open one; at most
-    `max_connections` in use at once (the limiter upstream normally keeps it below)."""
+class FastTransport(httpx.AsyncBaseTransport):
+    """HTTP/1.1 connections per origin, reused while the server keeps them alive; at most
+    `max_connections` requests at once (the client's limiter upstream normally keeps it below)."""
 
     def __init__(self, ssl_context: ssl.SSLContext, max_connections: int, max_keepalive: int,
                  keepalive_expiry: float | None) -> None:
-        self._ssl, self._expiry, self._keep = ssl_context, keepalive_expiry, max_keepalive
+        self._ssl, self._keep, self._expiry = ssl_context, max_keepalive, keepalive_expiry
         self._slots = asyncio.Semaphore(max_connections) if max_connections else None
-        self._idle: dict[tuple[bytes, bytes, int], list[httpcore.AsyncHTTPConnection]] = {}
-        self._backend = AsyncioBackend()
+        self._idle: dict[Key, list[_Connection]] = {}
 
-    def _take(self, origin: httpcore.Origin) -> httpcore.AsyncHTTPConnection:
-        idle = self._idle.get(_key(origin))
+    async def _connect(self, url: httpx.URL, key: Key, sni: str | None, timeout: float | None) -> _Connection:
+        loop = asyncio.get_running_loop()
+        host = url.host
+        tls = key[0] == b"https"
+        try:
+            async with asyncio.timeout(timeout):
+                _, conn = await loop.create_connection(
+                    lambda: _Connection(key), host, key[2], ssl=self._ssl if tls else None,
+                    server_hostname=(sni or host) if tls else None)
+        except TimeoutError:
+            raise httpx.ConnectTimeout(f"timed out connecting to {host}:{key[2]}") from None
+        except (OSError, ssl.SSLError) as exc:
+            raise httpx.ConnectError(str(exc) or type(exc).__name__) from exc
+        sock = conn.transport.get_extra_info("socket") if conn.transport is not None else None
+        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return conn
+
+    def _take(self, key: Key) -> _Connection | None:
+        idle = self._idle.get(key)
+        now = time.monotonic()
         while idle:
             conn = idle.pop()
-            if conn.is_available() and not conn.has_expired():
+            if conn.usable(now, self._expiry):
                 return conn
-            self._discard(conn)
-        return httpcore.AsyncHTTPConnection(origin=origin, ssl_context=self._ssl, keepalive_expiry=self._expiry,
-                                            http1=True, http2=False, network_backend=self._backend)
+            conn.close()
+        return None
 
-    def _discard(self, conn: httpcore.AsyncHTTPConnection) -> None:
-        asyncio.get_running_loop().create_task(conn.aclose())
-
-    def _give_back(self, conn: httpcore.AsyncHTTPConnection) -> None:
-        idle = self._idle.setdefault(_key(conn._origin), [])
-        if conn.is_idle() and len(idle) < self._keep:
+    def _give_back(self, conn: _Connection) -> None:
+        idle = self._idle.setdefault(conn.key, [])
+        if conn.keep_alive() and len(idle) < self._keep:
+            conn.idle_since = time.monotonic()
             idle.append(conn)
-        elif not conn.is_closed():
-            self._discard(conn)
-        if self._slots is not None:
-            self._slots.release()
+        else:
+            conn.close()
 
-    async def handle_async_request(self, request: httpcore.Request) -> httpcore.Response:
-        """Send `request` on a pooled connection; the body stream returns the connection when closed."""
-        if self._slots is not None:
-            await self._slots.acquire()
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        url = request.url
+        if url.raw_scheme not in _DEFAULT_PORTS:
+            raise httpx.UnsupportedProtocol(f"unsupported URL scheme {url.scheme!r}", request=request)
+        timeouts: dict[str, float | None] = request.extensions.get("timeout", {})
         try:
-            for attempt in range(3):
-                conn = self._take(request.url.origin)
+            body = request.content
+        except httpx.RequestNotRead:
+            body = b"".join([part async for part in typing.cast(typing.AsyncIterable[bytes], request.stream)])
+        if request.headers.get("transfer-encoding", "").lower() == "chunked":
+            # Sent whole instead (we hold it all): a length is simpler for every server.
+            request.headers.pop("transfer-encoding")
+        head = _request_head(request, len(body) if body or request.method in ("POST", "PUT", "PATCH") else None)
+        if self._slots is not None:
+            if self._slots.locked():
                 try:
-                    response = await conn.handle_async_request(request)
-                    break
-                except httpcore.ConnectionNotAvailable:
-                    # Closed under us before anything was sent (httpcore's pool retries these too).
-                    self._discard(conn)
-                    if attempt == 2:
-                        raise
-                except BaseException:
-                    self._discard(conn)
-                    raise
-        except BaseException:
+                    async with asyncio.timeout(timeouts.get("pool")):
+                        await self._slots.acquire()
+                except TimeoutError:
+                    raise httpx.PoolTimeout("no connection free in time", request=request) from None
+            else:
+                await self._slots.acquire()
+        try:
+            key = _key(url)
+            conn = self._take(key) or await self._connect(url, key, request.extensions.get("sni_hostname"),
+                                                          timeouts.get("connect"))
+            try:
+                await conn.exchange(head, body, request.method == "HEAD", timeouts)
+            except httpx.TransportError as exc:
+                conn.close()
+                exc.request = request
+                raise
+            except BaseException:
+                conn.close()                # cancelled mid-exchange: the connection is out of step
+                raise
+            status, version = conn.parser.get_status_code(), conn.parser.get_http_version()
+            reason, headers, content = conn.reason, conn.headers, b"".join(conn.body)
+            self._give_back(conn)
+        finally:
             if self._slots is not None:
                 self._slots.release()
-            raise
-        return httpcore.Response(status=response.status, headers=response.headers,
-                                 content=_LentStream(response.stream, self, conn), extensions=response.extensions)
+        return httpx.Response(status, headers=headers, stream=httpx.ByteStream(content), request=request,
+                              extensions={"http_version": b"HTTP/" + version.encode("ascii"),
+                                          "reason_phrase": reason})
 
     async def aclose(self) -> None:
         """Close every idle connection."""
         for conns in self._idle.values():
             for conn in conns:
-                await conn.aclose()
+                conn.close()
         self._idle.clear()
-
-    async def __aenter__(self) -> "LeanPool":
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()
 
 
 def proxy_configured() -> bool:
@@ -286,12 +308,22 @@ def proxy_configured() -> bool:
     return bool({k for k in urllib.request.getproxies() if k in ("http", "https", "all")})
 
 
-def fast_transport(limits: httpx.Limits) -> httpx.AsyncHTTPTransport:
-    """httpx's AsyncHTTPTransport on a `LeanPool` of `AsyncioStream`s (same TLS defaults, same limits)."""
-    transport = httpx.AsyncHTTPTransport(limits=limits)
-    # httpx takes no pool of ours: its pool is swapped for one with the same settings (httpx keeps
-    # building the httpcore request and mapping httpcore's errors to its own, as with the stock pool).
-    transport._pool = LeanPool(httpx.create_ssl_context(), limits.max_connections or 0,
-                               limits.max_keepalive_connections or (limits.max_connections or 100),
-                               limits.keepalive_expiry)
-    return transport
+class ProxiedTransport(httpx.AsyncBaseTransport):
+    """httpx's own client as a transport, for when the environment names a proxy: it applies HTTP(S)_PROXY,
+    ALL_PROXY and NO_PROXY per URL. Never follows redirects."""
+
+    def __init__(self, limits: httpx.Limits) -> None:
+        self._client = httpx.AsyncClient(limits=limits, follow_redirects=False, trust_env=True)
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        return await self._client.send(request)
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+
+def fast_transport(limits: httpx.Limits) -> FastTransport:
+    """A `FastTransport` with httpx's TLS defaults (trusted roots, SSL_CERT_FILE) and `limits`."""
+    return FastTransport(httpx.create_ssl_context(), limits.max_connections or 0,
+                         limits.max_keepalive_connections or (limits.max_connections or 100),
+                         limits.keepalive_expiry)

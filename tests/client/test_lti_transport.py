@@ -118,3 +118,96 @@ async def test_https_is_verified_against_the_trusted_roots(tmp_path, monkeypatch
         async with httpx.AsyncClient(transport=fast_transport(LIMITS)) as client:
             with pytest.raises(httpx.ConnectError):
                 await client.get(url)
+
+
+async def answer_with(raw: bytes, close: bool = True):
+    """A server that answers every request with the bytes `raw` (then closes when `close`); returns (server, url)."""
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while await reader.readuntil(b"\r\n\r\n"):
+                writer.write(raw)
+                await writer.drain()
+                if close:
+                    writer.close()
+                    return
+        except (asyncio.IncompleteReadError, ConnectionError):
+            return
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    return server, f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/x"
+
+
+@pytest.mark.parametrize("raw, body", [
+    # chunked, in two chunks
+    (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\n[1,\r\n2\r\n2]\r\n0\r\n\r\n", b"[1,2]"),
+    # no length, not chunked: the body is everything until the server closes (HTTP/1.0 style)
+    (b"HTTP/1.0 200 OK\r\nContent-Type: application/json\r\n\r\n[1,2,3]", b"[1,2,3]"),
+    # 204: no body whatever the headers
+    (b"HTTP/1.1 204 No Content\r\n\r\n", b""),
+])
+async def test_response_framings(raw, body):
+    server, url = await answer_with(raw)
+    async with server, httpx.AsyncClient(transport=fast_transport(LIMITS)) as client:
+        r = await client.get(url)
+        assert r.content == body
+
+
+async def test_the_platforms_own_reason_phrase_reaches_the_response():
+    # Moodle 5.1 puts its refusal text only in the status line (lti-platform-behavior.md §10).
+    reason = "Incorrect score received{\"x\":1} – été".encode()
+    server, url = await answer_with(b"HTTP/1.0 400 " + reason + b"\r\nContent-Length: 2\r\n\r\n[]")
+    async with server, httpx.AsyncClient(transport=fast_transport(LIMITS)) as client:
+        r = await client.get(url)
+    assert r.status_code == 400 and r.extensions["reason_phrase"] == reason
+    assert r.extensions["http_version"] == b"HTTP/1.0"
+
+
+@pytest.mark.parametrize("raw", [
+    b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n[1,",        # closed in the middle of the body
+    b"",                                                       # closed without a word
+    b"HTTP/1.1 2xx nonsense\r\n\r\n",                          # not HTTP
+])
+async def test_a_broken_answer_is_a_protocol_error_not_a_response(raw):
+    server, url = await answer_with(raw)
+    async with server, httpx.AsyncClient(transport=fast_transport(LIMITS)) as client:
+        with pytest.raises(httpx.RemoteProtocolError):
+            await client.get(url)
+
+
+async def test_a_post_body_and_its_length_reach_the_server():
+    seen: list[bytes] = []
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        length = int([line.split(b":")[1] for line in head.split(b"\r\n") if line.lower().startswith(b"content-length")][0])
+        seen.append(head.split(b"\r\n")[0] + b" " + await reader.readexactly(length))
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/lineitems/1/scores?type_id=3"
+    async with server, httpx.AsyncClient(transport=fast_transport(LIMITS)) as client:
+        r = await client.post(url, content=b'{"scoreGiven":0}')
+    assert r.status_code == 200
+    assert seen == [b'POST /lineitems/1/scores?type_id=3 HTTP/1.1 {"scoreGiven":0}']
+
+
+async def test_behind_a_proxy_httpx_applies_the_proxy_settings(monkeypatch):
+    from lti_client.transport import ProxiedTransport, proxy_configured
+
+    server, url, accepted = await serve(close_after_answer=False)
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")        # nothing listens there
+    assert proxy_configured()
+    async with server:
+        monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+        transport = ProxiedTransport(LIMITS)
+        r = await transport.handle_async_request(httpx.Request("GET", url))
+        await r.aread()
+        assert r.status_code == 200 and accepted           # NO_PROXY: straight to the server
+        await transport.aclose()
+        monkeypatch.delenv("NO_PROXY")
+        transport = ProxiedTransport(LIMITS)
+        with pytest.raises(httpx.ConnectError):              # else through the (dead) proxy
+            await transport.handle_async_request(httpx.Request("GET", url))
+        await transport.aclose()
