@@ -138,8 +138,8 @@ class LtiClient:
     async def _list(self, url: str, endpoint: Endpoint, accept: str, parse: Callable[[Any], T],
                     members_key: str | None = None) -> list[T]:
         """All records of a paged container: follows Link rel=next (and a body next-page link where
-        the profile has one); a repeated next URL raises PagingLoopError."""
-        self._requester.check_url(url)
+        the profile has one); a repeated next URL raises PagingLoopError. (Every page URL is checked
+        against the allow-list where it is sent, `Requester.send`.)"""
         seen: set[str] = set()
         records: list[T] = []
         page_url: str | None = url

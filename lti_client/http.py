@@ -98,6 +98,7 @@ class Requester:
         self.max_retries, self.backoff_base, self.backoff_cap = max_retries, backoff_base, backoff_cap
         self._clock, self._sleep = clock, sleep
         self.scrub = Scrubber()
+        self._allowed: dict[str, bool] = {}     # check_url's verdicts by URL prefix
         self._resume_at = 0.0                    # clock time before which no request is sent
         self._remaining: float | None = None    # last X-Rate-Limit-Remaining seen
         self._rng = random.Random()
@@ -112,7 +113,15 @@ class Requester:
 
     def check_url(self, url: str) -> None:
         """Raise UnsafeUrlError unless `url` passes the registration's host allow-list."""
-        if not self.reg.host_allowed(url):
+        # The verdict depends on scheme and host only, both inside the text before the third "/":
+        # remembered per such prefix (issue 13: every page request is checked).
+        key = "/".join(url.split("/", 3)[:3])
+        allowed = self._allowed.get(key)
+        if allowed is None:
+            allowed = self.reg.host_allowed(url)
+            if len(self._allowed) < 256:
+                self._allowed[key] = allowed
+        if not allowed:
             raise self.error(ErrorKind.unsafe_url, None, None,
                              "URL refused: not https/loopback or host not in allowed_hosts", url,
                              UnsafeUrlError)

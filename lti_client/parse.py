@@ -29,13 +29,17 @@ def _opt_str(value: Any) -> str | None:
     # Moodle sends '' for "no resourceId / tag" (§2.3): treat blank like absent.
     if value is None:
         return None
-    text = str(value)
-    return text if text.strip() else None
+    text = value if type(value) is str else str(value)
+    return text if text and not text.isspace() else None
 
 
 def _opt_float(value: Any, field: str) -> float | None:
     if value is None or value == "":
         return None
+    if type(value) is float or type(value) is int:          # the common case, checked first (issue 13)
+        number = float(value)
+        if number - number == 0:                            # finite (inf - inf and nan - nan are nan)
+            return number
     if isinstance(value, bool):
         raise BodyShapeError(f"{field} is not a number: {value!r}")
     try:
@@ -61,6 +65,8 @@ def _opt_datetime(value: Any, field: str) -> datetime | None:
 
 def _require_str(obj: dict, key: str, what: str) -> str:
     value = obj.get(key)
+    if type(value) is str and value and not value.isspace():   # the common case first
+        return value
     if value is None or (isinstance(value, str) and not value.strip()) or isinstance(value, (dict, list)):
         raise BodyShapeError(f"{what} without {key}")
     return str(value)
@@ -86,16 +92,18 @@ def parse_result(obj: Any) -> Result:
     """One AGS result; `resultMaximum` defaults to 1 (spec §3.1); `timestamp` is Moodle-only (§3.3)."""
     if not isinstance(obj, dict):
         raise BodyShapeError("result is not an object")
-    maximum = _opt_float(obj.get("resultMaximum"), "resultMaximum")
+    get = obj.get
+    maximum = _opt_float(get("resultMaximum"), "resultMaximum")
+    comment, timestamp = get("comment"), get("timestamp")
     return Result(
-        id=_opt_str(obj.get("id")),
-        score_of=_opt_str(obj.get("scoreOf")),
+        id=_opt_str(get("id")),
+        score_of=_opt_str(get("scoreOf")),
         user_id=_require_str(obj, "userId", "result"),
-        result_score=_opt_float(obj.get("resultScore"), "resultScore"),
+        result_score=_opt_float(get("resultScore"), "resultScore"),
         result_maximum=maximum if maximum is not None and maximum > 0 else 1.0,
-        scoring_user_id=_opt_str(obj.get("scoringUserId")),
-        comment=obj.get("comment") if isinstance(obj.get("comment"), str) else None,
-        timestamp=_opt_datetime(obj.get("timestamp"), "timestamp"),
+        scoring_user_id=_opt_str(get("scoringUserId")),
+        comment=comment if type(comment) is str else None,
+        timestamp=None if timestamp is None else _opt_datetime(timestamp, "timestamp"),
     )
 
 
