@@ -1,7 +1,24 @@
-"""What the sandbox's own HTTP serving adds (sandbox_lms/server.py): reason phrases written byte for byte."""
+"""What the sandbox's own HTTP serving adds (sandbox_lms/server.py): reason phrases written byte for byte,
+latency counted from the request's arrival."""
 from __future__ import annotations
 
+import socket
+import time
+
 from sandbox_helpers import SCORE_TYPE
+
+
+def send_in_two(sandbox, request: bytes, split_after: int, pause_s: float) -> bytes:
+    """Send `request` on a fresh connection in two segments `pause_s` apart; read until the server closes."""
+    with socket.create_connection((sandbox.host, sandbox.port), timeout=10) as s:
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        s.sendall(request[:split_after])
+        time.sleep(pause_s)
+        s.sendall(request[split_after:])
+        out = b""
+        while chunk := s.recv(65536):
+            out += chunk
+        return out
 
 
 def test_a_profile_reason_is_the_status_line_and_the_header_is_not_sent(sandbox, tool):
@@ -20,3 +37,24 @@ def test_a_profile_reason_is_the_status_line_and_the_header_is_not_sent(sandbox,
     # Without a profile reason: the standard phrase, still no header.
     r = moodle.get(moodle.url("line_items"), token, accept="")
     assert r.status_code == 200 and r.extensions["reason_phrase"] == b"OK" and "x-sandbox-reason" not in r.headers
+
+
+def test_a_reason_with_a_line_break_is_a_500_not_a_split_status_line(sandbox, tool):
+    moodle = tool("moodle")
+    r = moodle.http.post(moodle.url("scores"), content=b'{"userId": "t1",\r\nX-Injected: 1}',
+                         headers={"Authorization": f"Bearer {moodle.token()}", "Content-Type": SCORE_TYPE})
+    assert r.status_code == 500 and "x-injected" not in r.headers
+
+
+def test_latency_counts_from_the_requests_first_bytes(sandbox, tool):
+    spec = tool("spec")
+    token = spec.token()
+    sandbox.control.set_faults("spec", latency_ms=400)
+    path = spec.url("line_items").removeprefix(sandbox.base_url)
+    request = (f"GET {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n"
+               "Connection: close\r\n\r\n").encode()
+    start = time.perf_counter()
+    out = send_in_two(sandbox, request, 20, 0.25)    # the rest of the head 250 ms later
+    elapsed = time.perf_counter() - start
+    assert out.startswith(b"HTTP/1.1 200 ")
+    assert 0.4 <= elapsed < 0.6            # answered at arrival + 400 ms, not at the last segment + 400 ms
