@@ -1,11 +1,18 @@
-"""What the sandbox's own HTTP serving adds (sandbox_lms/server.py): reason phrases written byte for byte,
-latency counted from the request's arrival."""
+"""What the sandbox's own HTTP serving adds (sandbox_lms/server.py, app.py's SandboxApp): reason phrases
+written byte for byte, latency counted from the request's arrival, LMS paths routed past FastAPI with
+its error behaviour kept, the admin API still behind FastAPI."""
 from __future__ import annotations
 
+import json
 import socket
 import time
 
+import httpx
+import pytest
+
 from sandbox_helpers import SCORE_TYPE
+from sandbox_lms.app import build_app
+from sandbox_lms.runtime import Runtime
 
 
 def send_in_two(sandbox, request: bytes, split_after: int, pause_s: float) -> bytes:
@@ -58,3 +65,38 @@ def test_latency_counts_from_the_requests_first_bytes(sandbox, tool):
     elapsed = time.perf_counter() - start
     assert out.startswith(b"HTTP/1.1 200 ")
     assert 0.4 <= elapsed < 0.6            # answered at arrival + 400 ms, not at the last segment + 400 ms
+
+
+def test_an_exception_in_dispatch_is_a_500(sandbox, tool, monkeypatch):
+    spec = tool("spec")
+    token = spec.token()
+
+    async def broken(call):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr("sandbox_lms.app.handle", broken)
+    r = spec.get(spec.url("line_items"), token)
+    assert r.status_code == 500 and r.text == "Internal Server Error"
+    assert sandbox.runtime.in_flight["spec"] == 0
+
+
+@pytest.mark.parametrize("method, path, status, body", [
+    ("GET", "/_sandbox/counters", 200, None),                         # the admin API
+    ("GET", "/_sandbox/nobody/x", 404, b"Not Found"),                 # not an admin route: the catch-all
+    ("PATCH", "/spec/x", 405, b'{"detail":"Method Not Allowed"}'),   # FastAPI's answers, as before
+    ("GET", "/spec", 307, None),                                      # redirect_slashes, as before
+    ("GET", "/nobody/x", 404, b"Not Found"),                          # dispatch: no such registration
+])
+def test_requests_the_catch_all_route_did_not_take_still_go_to_fastapi(sandbox, method, path, status, body):
+    r = httpx.request(method, sandbox.base_url + path, follow_redirects=False)
+    assert r.status_code == status
+    if body is not None:
+        assert r.content == body
+    if path == "/_sandbox/counters":
+        assert isinstance(json.loads(r.content), dict)
+
+
+def test_build_app_keeps_runtime_and_control_on_its_state(state):
+    rt = Runtime()
+    app = build_app(state, rt)
+    assert app.state.runtime is rt and app.state.control.runtime is rt
