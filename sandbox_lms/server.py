@@ -91,7 +91,8 @@ class SandboxProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         super().on_headers_complete()
-        # The cycle uvicorn just made for this request (its task has not run yet) sends our way.
+        # uvicorn makes the request's cycle by name inside this method; giving the new cycle our subclass
+        # (its task has not run yet) beats copying the method. Only the class changes: no new state.
         if self.cycle is not None and type(self.cycle) is RequestResponseCycle:
             self.cycle.__class__ = _ReasonPhraseCycle
 
