@@ -1,5 +1,8 @@
 """The sandbox LMS as an ASGI app: one catch-all route per registration prefix, dispatched by the
-profile's URL shapes (`urls.py`), wrapped in the registration's fault and load injection."""
+profile's URL shapes (`urls.py`), wrapped in the registration's fault and load injection.
+
+LMS requests skip FastAPI's middleware and router (`SandboxApp`): what the sandbox spends outside the
+injected latency is time a benchmark would charge to the client (issue 13)."""
 from __future__ import annotations
 
 import asyncio
@@ -7,8 +10,12 @@ import re
 import time
 
 from fastapi import FastAPI
+from starlette.datastructures import State
+from starlette.middleware.errors import ServerErrorMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import compile_path, request_response
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from sandbox_lms import urls
 from sandbox_lms.admin import admin_router
@@ -19,6 +26,11 @@ from sandbox_lms.services import Call, handle
 from sandbox_lms.state import LmsState, Registration
 from sandbox_lms.tokens import token_endpoint
 from sandbox_lms.responses import text_response
+
+# scope key: when the request's first bytes reached the server's protocol (perf_counter; set by
+# sandbox_lms/server.py). Injected latency counts from there, so the server's own parsing and routing
+# fall inside L instead of being added to it.
+ARRIVED_KEY = "gradesync.arrived"
 
 _GROUPS = {"ctx": r"(?P<ctx>[^/]+)", "item": r"(?P<item>\d+)", "dep": r"(?P<dep>[^/]+)",
            "type_id": r"(?P<type_id>\d+)"}
@@ -84,8 +96,39 @@ def _bucket_remaining(max_in_flight: int | None, others_in_flight: int) -> str:
     return f"{max(0.0, hwm - CANVAS_REQUEST_COST * others_in_flight):.1f}"
 
 
-def build_app(state: LmsState, runtime: Runtime | None = None) -> FastAPI:
-    """The FastAPI app serving every registration of `state` under `/{registration.name}`."""
+# What the FastAPI app's catch-all route takes (Starlette adds HEAD to GET), matched by the route's own
+# regex; the admin router's prefix comes first there.
+_LMS_ROUTE = "/{registration}/{rest:path}"
+_LMS_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE"})
+_LMS_PATH = compile_path(_LMS_ROUTE)[0]
+_ADMIN_PREFIX = "/_sandbox/"
+
+
+class SandboxApp:
+    """The sandbox's ASGI app: a request the FastAPI app would route to `dispatch` goes there directly
+    (behind the same ServerErrorMiddleware: an exception is still a 500), everything else — the admin
+    API under `/_sandbox`, other methods, non-HTTP scopes — to the FastAPI app (`api`)."""
+
+    def __init__(self, api: FastAPI, lms: ASGIApp) -> None:
+        self.api = api
+        self._lms = ServerErrorMiddleware(lms)
+
+    @property
+    def state(self) -> State:
+        """The FastAPI app's state (`runtime`, `control`)."""
+        return self.api.state
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "")
+        if scope["type"] == "http" and scope["method"] in _LMS_METHODS and _LMS_PATH.match(path) \
+                and not path.startswith(_ADMIN_PREFIX):
+            await self._lms(scope, receive, send)
+        else:
+            await self.api(scope, receive, send)
+
+
+def build_app(state: LmsState, runtime: Runtime | None = None) -> SandboxApp:
+    """The ASGI app serving every registration of `state` under `/{registration.name}`."""
     rt = runtime or Runtime()
     control = SandboxControl(state, rt)
     app = FastAPI(title="gradesync sandbox LMS", docs_url=None, redoc_url=None, openapi_url=None)
@@ -112,7 +155,7 @@ def build_app(state: LmsState, runtime: Runtime | None = None) -> FastAPI:
             return profile.throttled()
         rt.in_flight[reg.name] += 1
         rt.counters.in_flight_now(reg.name, rt.in_flight[reg.name])
-        arrived = time.perf_counter()
+        arrived = request.scope.get(ARRIVED_KEY) or time.perf_counter()
         try:
             dice = rt.dice(reg)
             delay_s = (faults.latency_ms + (dice.uniform(0, faults.latency_jitter_ms)
@@ -155,5 +198,5 @@ def build_app(state: LmsState, runtime: Runtime | None = None) -> FastAPI:
             response = _malformed(response)
         return response
 
-    app.add_route("/{registration}/{rest:path}", dispatch, methods=["GET", "POST", "PUT", "DELETE"])
-    return app
+    app.add_route(_LMS_ROUTE, dispatch, methods=["GET", "POST", "PUT", "DELETE"])
+    return SandboxApp(app, request_response(dispatch))

@@ -1,61 +1,105 @@
 """Start the sandbox LMS: in a background thread for tests and benchmarks, or in the foreground for the CLI.
 
-Status-line reason phrases: Moodle 5.1 puts the text of a score refusal only in the HTTP reason phrase
-(`HTTP/1.0 400 Incorrect score received{…}`, body `[]`; lti-platform-behavior.md §10), and ASGI has no
-way to say a reason phrase. A profile that needs one sets the response header `x-sandbox-reason`
-(REASON_HEADER); `ReasonPhraseH11Protocol` strips that header and writes its value as the reason phrase.
-Without the header, uvicorn's standard phrase ("Bad Request", …) is sent as before.
+Served by uvicorn's httptools protocol (C parser; h11's pure-Python parsing cost ~1 ms a request outside
+the injected latency, issue 13), subclassed as `SandboxProtocol` for two things:
+
+- Arrival stamp: the time a request's bytes reached `data_received` goes into its scope
+  (app.ARRIVED_KEY), and injected latency counts from there.
+- Status-line reason phrases: Moodle 5.1 puts the text of a score refusal only in the HTTP reason phrase
+  (`HTTP/1.0 400 Incorrect score received{…}`, body `[]`; lti-platform-behavior.md §10), and ASGI has no
+  way to say a reason phrase. A profile that needs one sets the response header `x-sandbox-reason`
+  (REASON_HEADER); the server strips that header and writes its value's bytes, unchanged (UTF-8 from the
+  moodle profile), as the reason phrase. Without the header, uvicorn's standard phrase ("Bad Request", …)
+  is sent as before.
 """
 from __future__ import annotations
 
+import re
 import socket
 import threading
 import time
 from typing import Any
 
-import h11
 import uvicorn
-from uvicorn.protocols.http.h11_impl import H11Protocol
+from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol, RequestResponseCycle
 
-from sandbox_lms.app import build_app
+from sandbox_lms.app import ARRIVED_KEY, build_app
 from sandbox_lms.control import SandboxControl
 from sandbox_lms.runtime import Counters, Runtime
 from sandbox_lms.state import LmsState
 
 
 REASON_HEADER = b"x-sandbox-reason"
+# RFC 9112 reason-phrase: HTAB, SP, VCHAR, obs-text (what uvicorn allows in a header value).
+_BAD_REASON = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
 
 
-class _ReasonPhraseConnection:
-    """An h11.Connection whose `send` turns an `x-sandbox-reason` response header into the reason phrase."""
+class _StatusLineSwap:
+    """Stands in for a cycle's transport while uvicorn writes one response head (status line and headers
+    in a single `write`), putting `line` where uvicorn's standard status line `standard` is."""
 
-    def __init__(self, conn: h11.Connection) -> None:
-        self._conn = conn
+    def __init__(self, transport: Any, standard: bytes, line: bytes) -> None:
+        self._transport, self._standard, self._line = transport, standard, line
 
-    def send(self, event: Any) -> bytes | None:
-        if isinstance(event, h11.Response):
-            reason = [v for k, v in event.headers if k.lower() == REASON_HEADER]
-            if reason:
-                headers = [(k, v) for k, v in event.headers if k.lower() != REASON_HEADER]
-                event = h11.Response(status_code=event.status_code, headers=headers, reason=reason[-1],
-                                     http_version=event.http_version)
-        return self._conn.send(event)
+    def write(self, data: bytes) -> None:
+        if not data.startswith(self._standard):
+            raise RuntimeError("uvicorn no longer writes the status line first: see sandbox_lms/server.py")
+        self._transport.write(self._line + data[len(self._standard):])
 
     def __getattr__(self, name: str) -> Any:
-        return getattr(self._conn, name)
+        return getattr(self._transport, name)
 
 
-class ReasonPhraseH11Protocol(H11Protocol):
-    """uvicorn's h11 protocol, able to send a profile's own reason phrase (see the module docstring)."""
+class _ReasonPhraseCycle(RequestResponseCycle):
+    """uvicorn's httptools request/response cycle, sending an `x-sandbox-reason` header as the reason phrase.
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.conn = _ReasonPhraseConnection(self.conn)      # type: ignore[assignment]
+    uvicorn writes the head from its module-level STATUS_LINE table; rather than copy its `send` (content
+    length, keep-alive and chunking rules) or patch that table for every server in the process, the
+    header is stripped and the one head `write` of this response gets the phrase swapped in."""
+
+    async def send(self, message: Any) -> None:
+        if message["type"] == "http.response.start" and not self.response_started:
+            headers = message.get("headers") or ()
+            reason = [v for k, v in headers if k.lower() == REASON_HEADER]
+            if reason:
+                if _BAD_REASON.search(reason[-1]):
+                    raise RuntimeError("Invalid HTTP reason phrase.")
+                status = message["status"]
+                message = {**message, "headers": [(k, v) for k, v in headers if k.lower() != REASON_HEADER]}
+                transport = self.transport
+                self.transport = _StatusLineSwap(transport, STATUS_LINE[status],      # type: ignore[assignment]
+                                                 b"HTTP/1.1 %d %s\r\n" % (status, reason[-1]))
+                try:
+                    await super().send(message)
+                finally:
+                    self.transport = transport
+                return
+        await super().send(message)
+
+
+class SandboxProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol with the arrival stamp and reason phrases (see the module docstring)."""
+
+    def data_received(self, data: bytes) -> None:
+        arrived = time.perf_counter()
+        super().data_received(data)
+        # A request whose body comes in later segments keeps its first stamp (setdefault); the next
+        # request on a keep-alive connection has a new scope. Pipelined requests in one segment: only
+        # the last is stamped, the others count from dispatch (app.py's fallback).
+        if self.scope is not None:
+            self.scope.setdefault(ARRIVED_KEY, arrived)      # type: ignore[misc]
+
+    def on_headers_complete(self) -> None:
+        super().on_headers_complete()
+        # uvicorn makes the request's cycle by name inside this method; giving the new cycle our subclass
+        # (its task has not run yet) beats copying the method. Only the class changes: no new state.
+        if self.cycle is not None and type(self.cycle) is RequestResponseCycle:
+            self.cycle.__class__ = _ReasonPhraseCycle
 
 
 def _config(state: LmsState, runtime: Runtime, host: str, port: int) -> uvicorn.Config:
     return uvicorn.Config(build_app(state, runtime), host=host, port=port, log_level="warning",
-                          http=ReasonPhraseH11Protocol,
+                          http=SandboxProtocol,
                           access_log=False, lifespan="off", timeout_graceful_shutdown=1,
                           backlog=512, timeout_keep_alive=30)
 

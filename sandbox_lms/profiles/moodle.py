@@ -68,14 +68,21 @@ def moodle_error(status: int, reason: str) -> Response:
             info["contentType"] = request.headers["content-type"].split(";", 1)[0]
     body = json.dumps({"status": status, "reason": reason, "request": info}, indent=4, ensure_ascii=False)
     return Response(body, status_code=status, media_type="application/json; charset=utf-8",
-                    headers={REASON_HEADER: reason})
+                    headers=_reason_header(reason))
 
 
-def score_refusal(status: int, reason: str | None) -> Response:
+def score_refusal(status: int, reason: str | bytes | None) -> Response:
     """scores.php's refusals (§10): body `[]`, the score media type, the text only in the reason phrase
     (None: PHP's standard phrase, e.g. the locked-grade 500 "Internal Server Error")."""
-    headers = {REASON_HEADER: reason} if reason else {}
+    headers = _reason_header(reason) if reason else {}
     return Response(b"[]", status_code=status, media_type=SCORE_TYPE, headers=headers)
+
+
+def _reason_header(reason: str | bytes) -> dict[str, str]:
+    """REASON_HEADER carrying the phrase's bytes as PHP writes them (text as UTF-8, request bytes as they
+    came), spelled so that Starlette's latin-1 header encoding hands the server exactly those bytes."""
+    raw = reason if isinstance(reason, bytes) else reason.encode("utf-8")
+    return {REASON_HEADER: raw.decode("latin-1")}
 
 
 class MoodleProfile(Profile):
@@ -226,7 +233,7 @@ class MoodleProfile(Profile):
         # §10: every validation failure is 400 "Incorrect score received" + the raw request body, body `[]`.
         request = _REQUEST.get()
         raw = getattr(request, "_body", b"") if request is not None else b""   # read already by the endpoint
-        return score_refusal(400, "Incorrect score received" + raw.decode("utf-8", "replace"))
+        return score_refusal(400, b"Incorrect score received" + raw)
 
     def gradable(self, member: Member | None) -> bool:
         # §4.3/§10: enrolled (onlyactive=false: a suspended = Inactive learner is graded, 200) with a
