@@ -114,7 +114,6 @@ async def gradesync_extract(reg, courses: list[dict]) -> tuple[dict, dict]:
     from gradesync.audit.extract import extract_course
     from lti_client import LtiClient
     from lti_client.types import READ_SCOPES
-    from lti_client.urls import service_url, with_params
 
     async with LtiClient(reg) as client:
         await client.read_grant()
@@ -126,13 +125,20 @@ async def gradesync_extract(reg, courses: list[dict]) -> tuple[dict, dict]:
                   "results": sum(len(r) for s in snaps for r in s.results.values()),
                   "members": sum(len(s.members) for s in snaps)}
         token = (await client._tokens.get(READ_SCOPES)).access_token
-        urls = [with_params(c["lineitems_url"], {"limit": 100}) for c in courses]
-        urls += [with_params(c["memberships_url"], {"limit": 50}) for c in courses]
-        urls += [with_params(service_url(li.id, "results"), {"limit": 100}) for s in snaps for li in s.line_items]
         return counts, {"requests": dict(stats.requests), "total": stats.total, "retries": stats.retries,
                         "throttled": stats.throttled, "throttle_wait_s": round(stats.throttle_wait_s, 3),
                         "in_flight_limit": {"start": limiter.ceiling, "end": limiter.limit, "lowest": limiter.lowest},
-                        "_token": token, "_urls": urls}
+                        "_token": token, "_items": [li.id for s in snaps for li in s.line_items]}
+
+
+def floor_urls(courses: list[dict], item_ids: list[str]) -> list[str]:
+    """The GETs of one extraction (first pages at the bench's page sizes), for the transport floors; built
+    after the clock stopped."""
+    from lti_client.urls import service_url, with_params
+
+    urls = [with_params(c["lineitems_url"], {"limit": 100}) for c in courses]
+    urls += [with_params(c["memberships_url"], {"limit": 50}) for c in courses]
+    return urls + [with_params(service_url(item_id, "results"), {"limit": 100}) for item_id in item_ids]
 
 
 async def raw_httpx(urls: list[str], token: str, concurrency: int, *, fast: bool = False) -> int:
@@ -288,6 +294,9 @@ def run(courses: int = 500, items: int = 10, learners: int = 30, *, peer: bool =
                          "bound_s": round(bound_s, 3)}
 
             res["cpu_reference_ms"] = cpu_reference_ms()
+            # Imported before any clock starts: a process loads them once at start-up, not per extraction.
+            import gradesync.audit.extract  # noqa: F401
+            import lti_client.client  # noqa: F401
             if default_config:
                 # No tuning: the registration as exported; the Canvas default (12, §6.1) and the limiter decide.
                 d = measure(sb, registration(out, REG, None), info, bound_s)
@@ -296,11 +305,11 @@ def run(courses: int = 500, items: int = 10, learners: int = 30, *, peer: bool =
                 res["default_config_exact"] = d["requests_made"] == minimum and d["throttled_answers"] == 0
             m = measure(sb, reg, info, bound_s, profile_html)
             stats = m["client_stats"]
-            token, urls = stats.pop("_token"), stats.pop("_urls")
+            token, urls = stats.pop("_token"), floor_urls(info["courses"], stats.pop("_items"))
             res.update(m)
             if default_config:
                 res["default_config"]["client_stats"].pop("_token", None)
-                res["default_config"]["client_stats"].pop("_urls", None)
+                res["default_config"]["client_stats"].pop("_items", None)
 
             res["cpu_budget_ms_per_request"] = round(latency_ms / in_flight, 3)
             counts = m["read"]

@@ -72,7 +72,7 @@ def main() -> int:
         overrides["profiles"] = args.profiles.split(",")
     world = build_world(args.seed, args.size, clean=args.clean, **overrides)
     build_s = time.perf_counter() - t0
-    running = start_sandbox(world.state)
+    running = start_sandbox(world.state, precise_timers=True)     # its own process: few descriptors
     base = running.base_url
     args.out.mkdir(parents=True, exist_ok=True)
     if args.full_export:

@@ -129,7 +129,7 @@ class LtiClient:
         platform keeps that service closed — Moodle drops ungranted scopes silently, Canvas refuses
         them (§1.6): say so instead of sending a doomed request."""
         plan = await self._reads.plan()
-        closed = closed_error(plan, service, redact_url(url))
+        closed = closed_error(plan, service, url)
         if closed is not None:
             raise LtiError(closed)
         return plan.tokens[service]

@@ -80,6 +80,8 @@ def parse_link_header(value: str) -> list[tuple[str, dict[str, str]]]:
 def next_link(header_values: list[str], base_url: str) -> str | None:
     """The absolute `rel=next` URL among all `Link` header values, resolved against `base_url`."""
     for value in header_values:
+        if "next" not in value.lower():
+            continue                         # no rel=next here (most pages): skip the parsing
         for target, params in parse_link_header(value):
             rels = params.get("rel", "").lower().split()
             if "next" in rels:

@@ -20,6 +20,7 @@ from lti_client.tokens import TokenManager
 from lti_client.types import (READ_SCOPES, SCOPE_LINEITEM, SCOPE_LINEITEM_READONLY, SCOPE_NRPS,
                               SCOPE_RESULT_READONLY, Endpoint, ErrorKind, LtiErrorInfo, TokenGrant,
                               TokenRefusal)
+from lti_client.urls import redact_url
 
 # Read service → the scopes that open it (any one suffices), in the order they are asked for.
 READ_SERVICES: dict[Endpoint, tuple[str, ...]] = {
@@ -116,6 +117,6 @@ def _plan_from(grants: dict[frozenset[str], TokenGrant], refusal: LtiErrorInfo |
 
 
 def closed_error(plan: ReadPlan, service: Endpoint, url: str | None) -> LtiErrorInfo | None:
-    """The error of a read of `service` at `url` when the plan leaves it closed, else None."""
+    """The error of a read of `service` at `url` (redacted here) when the plan leaves it closed, else None."""
     info = plan.refused.get(service)
-    return replace(info, url=url) if info is not None else None
+    return replace(info, url=redact_url(url)) if info is not None else None

@@ -84,6 +84,10 @@ class TokenManager:
         """A valid token for `scopes`; `stale` (a token a platform just answered 401 to) is not reused.
         Raises LtiError(kind=auth) when the token endpoint refuses, with `info.refusal` saying whether
         the scopes or the credentials were refused; 5xx/network/throttling raise with `unavailable`."""
+        cached = self._cache.get(scopes)
+        if (cached is not None and cached.access_token != stale and self._clock() < cached.expires_at
+                and self._rejected is None and scopes not in self._refused):
+            return cached                    # the common case, without the lock (issue 13: once per request)
         lock = self._locks.setdefault(scopes, asyncio.Lock())
         async with lock:                     # concurrent callers share one token request
             if self._rejected is not None:

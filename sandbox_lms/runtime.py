@@ -8,6 +8,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
+from sandbox_lms.latency import LatencyTimer
 from sandbox_lms.state import Registration
 
 
@@ -102,6 +103,7 @@ class Runtime:
         self.score_bodies: list[ReceivedScore] = []   # every score POST body, accepted or not
         self.in_flight: Counter = Counter()
         self.clock_offset = timedelta(0)
+        self.latency = LatencyTimer()                  # injected read latency, aimed at its deadline
         self._dice: dict[str, random.Random] = {}
 
     def now(self) -> datetime:

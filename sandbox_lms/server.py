@@ -97,8 +97,10 @@ class SandboxProtocol(HttpToolsProtocol):
             self.cycle.__class__ = _ReasonPhraseCycle
 
 
-def _config(state: LmsState, runtime: Runtime, host: str, port: int) -> uvicorn.Config:
+def _config(state: LmsState, runtime: Runtime, host: str, port: int, precise: bool = False) -> uvicorn.Config:
+    # precise: a select() loop whose timers end on time (sandbox_lms/latency.py), for a sandbox in its own process.
     return uvicorn.Config(build_app(state, runtime), host=host, port=port, log_level="warning",
+                          loop="sandbox_lms.latency:precise_loop" if precise else "auto",
                           http=SandboxProtocol,
                           access_log=False, lifespan="off", timeout_graceful_shutdown=1,
                           backlog=512, timeout_keep_alive=30)
@@ -107,7 +109,7 @@ def _config(state: LmsState, runtime: Runtime, host: str, port: int) -> uvicorn.
 class RunningSandbox:
     """A sandbox server running in a background thread; a context manager (stops on exit)."""
 
-    def __init__(self, state: LmsState, host: str, port: int) -> None:
+    def __init__(self, state: LmsState, host: str, port: int, precise_timers: bool = False) -> None:
         self.state = state
         self.runtime = Runtime()
         self.control = SandboxControl(state, self.runtime)
@@ -118,7 +120,7 @@ class RunningSandbox:
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._sock.bind((host, port))
         self.host, self.port = host, self._sock.getsockname()[1]
-        self._server = uvicorn.Server(_config(state, self.runtime, host, self.port))
+        self._server = uvicorn.Server(_config(state, self.runtime, host, self.port, precise_timers))
         self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [self._sock]},
                                         name=f"sandbox-lms-{self.port}", daemon=True)
 
@@ -156,9 +158,10 @@ class RunningSandbox:
         self.stop()
 
 
-def start_sandbox(state: LmsState, host: str = "127.0.0.1", port: int = 0) -> RunningSandbox:
+def start_sandbox(state: LmsState, host: str = "127.0.0.1", port: int = 0, *,
+                  precise_timers: bool = False) -> RunningSandbox:
     """Serve `state` on host:port (0 = a free port) in a background thread; use as a context manager."""
-    return RunningSandbox(state, host, port).start()
+    return RunningSandbox(state, host, port, precise_timers).start()
 
 
 def serve_forever(state: LmsState, host: str = "127.0.0.1", port: int = 8765) -> None:
