@@ -180,6 +180,12 @@ class Requester:
         # not per request (§6.1).
         self._resume_at = max(self._resume_at, self._clock() + wait)
 
+    def _starter(self, request: httpx.Request) -> Callable[[], Any] | None:
+        # A transport that can write a request synchronously (transport.FastTransport.begin) lets the
+        # limiter send it the moment a slot frees; any other transport sends it when its task runs.
+        begin = getattr(self._transport, "begin", None)
+        return (lambda: begin(request)) if begin is not None else None
+
     # ---- the request ----------------------------------------------------------------------------
     async def send(self, method: str, url: str, endpoint: Endpoint, *, decode: Callable[[httpx.Response], T],
                    headers: dict[str, str] | None = None, content: bytes | None = None,
@@ -205,11 +211,12 @@ class Requester:
             data = form() if form else None           # built before counting: may raise
             request = httpx.Request(method, url, headers=req_headers, content=content, data=data,
                                     extensions=self._extensions)
-            await self.limiter.acquire()
+            started = await self.limiter.acquire(start=self._starter(request))
             try:
                 self.stats.count(endpoint.value)
                 try:
-                    response = await self._transport.handle_async_request(request)
+                    response = await (started.response() if started is not None
+                                      else self._transport.handle_async_request(request))
                     response.request = request
                     await response.aread()
                 except httpx.TransportError as exc:        # timeouts, connect/read errors

@@ -18,6 +18,7 @@ import asyncio
 import math
 from collections import deque
 from collections.abc import Callable
+from typing import Any
 
 # Without a bucket header, wait this long without a throttle before trying one more in flight.
 PROBE_AFTER_S = 30.0
@@ -38,25 +39,31 @@ class AdaptiveLimiter:
         self._last_change = clock()
         self._estimates: deque[int] = deque(maxlen=self.ceiling)
         self._roomy = 0                        # consecutive answers whose bucket had room beyond our limit
-        self._waiters: deque[asyncio.Future[None]] = deque()
+        self._waiters: deque[tuple[asyncio.Future[Any], Callable[[], Any] | None]] = deque()
         self.lowest = self.ceiling             # for stats and tests: the lowest limit used so far
 
     # ---- the semaphore --------------------------------------------------------------------------
-    async def acquire(self) -> None:
-        """Wait for a free slot (first come, first served)."""
+    async def acquire(self, start: Callable[[], Any] | None = None) -> Any:
+        """Wait for a free slot (first come, first served). `start`: what to do the moment a slot is handed
+        over by `release` — called there, synchronously, so a freed slot's next request goes out before
+        anything else runs (issue 13); its result is returned (None when the slot was free at once: the
+        caller starts the request itself). A result with `abort()` is aborted if the caller was cancelled."""
         self._maybe_probe()
         if self.in_flight < self.limit and not self._waiters:
             self.in_flight += 1
-            return
+            return None
         waiter = asyncio.get_running_loop().create_future()
-        self._waiters.append(waiter)
+        self._waiters.append((waiter, start))
         try:
-            await waiter                       # release() counted us in before waking us
+            return await waiter                # release() counted us in before waking us
         except asyncio.CancelledError:
             if waiter.done() and not waiter.cancelled():
+                started = waiter.result()
+                if started is not None and hasattr(started, "abort"):
+                    started.abort()
                 self.release()                 # woken and cancelled at once: give the slot back
             else:
-                self._waiters.remove(waiter)
+                self._waiters.remove((waiter, start))
             raise
 
     @property
@@ -71,10 +78,16 @@ class AdaptiveLimiter:
 
     def _wake(self) -> None:
         while self._waiters and self.in_flight < self.limit:
-            waiter = self._waiters.popleft()
+            waiter, start = self._waiters.popleft()
             if not waiter.done():
                 self.in_flight += 1
-                waiter.set_result(None)
+                started = None
+                if start is not None:
+                    try:
+                        started = start()
+                    except Exception:          # noqa: BLE001 — the waiter then sends it the ordinary way
+                        started = None
+                waiter.set_result(started)
 
     def _set(self, limit: int) -> None:
         limit = max(1, min(limit, self._cap, self.ceiling))

@@ -20,6 +20,7 @@ import ssl
 import time
 import typing
 import urllib.request
+from collections import deque
 
 import httpx
 import httptools
@@ -144,28 +145,33 @@ class _Connection(asyncio.Protocol):
         return (not self.closed and self.transport is not None and not self.transport.is_closing()
                 and (expiry is None or now - self.idle_since < expiry))
 
-    async def exchange(self, head: bytes, body: bytes, head_only: bool, timeouts: dict[str, float | None]) -> None:
-        """Send a request and wait until its response is complete (self.reason/headers/body)."""
-        loop = asyncio.get_running_loop()
-        self._reset()
-        self._done = done = loop.create_future()
-        self._last_read = time.monotonic()
+    def start(self, head: bytes, body: bytes, timeouts: dict[str, float | None]) -> None:
+        """Write a request now (synchronously: the bytes are handed to the socket before this returns)."""
         transport = self.transport
         if transport is None or transport.is_closing():
             raise httpx.WriteError("connection closed")
+        loop = asyncio.get_running_loop()
+        self._reset()
+        self._done = loop.create_future()
+        self._last_read = time.monotonic()
         transport.write(head + body if len(body) < 65536 else head)
         if len(body) >= 65536:
             transport.write(body)
-        if self._drain is not None:
-            try:
-                async with asyncio.timeout(timeouts.get("write")):
-                    await self._drain
-            except TimeoutError:
-                self._fail(httpx.WriteTimeout("timed out writing the request"))
         read_timeout = timeouts.get("read")
         if read_timeout is not None:
             self._read_timer = loop.call_later(read_timeout, self._check_read, read_timeout)
+
+    async def finish(self, head_only: bool, timeouts: dict[str, float | None]) -> None:
+        """Wait until the started request's response is complete (self.reason/headers/body)."""
+        done = self._done
+        assert done is not None, "finish() without start()"
         try:
+            if self._drain is not None:
+                try:
+                    async with asyncio.timeout(timeouts.get("write")):
+                        await self._drain
+                except TimeoutError:
+                    self._fail(httpx.WriteTimeout("timed out writing the request"))
             if head_only:
                 # llhttp cannot be told the response answers a HEAD: take the head, then drop the connection.
                 while not self.headers_done and not done.done():
@@ -204,6 +210,43 @@ def _request_head(request: httpx.Request, content_length: int | None) -> bytes:
     return b"".join(lines)
 
 
+def _encode(request: httpx.Request) -> tuple[bytes, bytes]:
+    """The request's head and body bytes (the body read already: `request.content`)."""
+    body = request.content
+    if request.headers.get("transfer-encoding", "").lower() == "chunked":
+        request.headers.pop("transfer-encoding")       # sent whole instead, with a length
+    length = len(body) if body or request.method in ("POST", "PUT", "PATCH") else None
+    return _request_head(request, length), body
+
+
+class Started:
+    """A request already written on a connection; `response()` waits for its answer. `abort()` drops it
+    (its owner was cancelled before it could wait)."""
+
+    def __init__(self, pool: "FastTransport", conn: _Connection, request: httpx.Request,
+                 timeouts: dict[str, float | None]) -> None:
+        self._pool, self._conn, self._request, self._timeouts = pool, conn, request, timeouts
+        self._settled = False
+
+    async def response(self) -> httpx.Response:
+        conn, request = self._conn, self._request
+        try:
+            await conn.finish(request.method == "HEAD", self._timeouts)
+        except BaseException as exc:
+            self.abort()
+            if isinstance(exc, httpx.TransportError):
+                exc.request = request
+            raise
+        self._settled = True
+        return self._pool._done_with(conn, request)
+
+    def abort(self) -> None:
+        if not self._settled:
+            self._settled = True
+            self._conn.close()               # out of step mid-exchange: never reused
+            self._pool._free_slot()
+
+
 class FastTransport(httpx.AsyncBaseTransport):
     """HTTP/1.1 connections per origin, reused while the server keeps them alive; at most
     `max_connections` requests at once (the client's limiter upstream normally keeps it below)."""
@@ -211,7 +254,8 @@ class FastTransport(httpx.AsyncBaseTransport):
     def __init__(self, ssl_context: ssl.SSLContext, max_connections: int, max_keepalive: int,
                  keepalive_expiry: float | None) -> None:
         self._ssl, self._keep, self._expiry = ssl_context, max_keepalive, keepalive_expiry
-        self._slots = asyncio.Semaphore(max_connections) if max_connections else None
+        self._max, self._lent = max_connections, 0
+        self._waiters: deque[asyncio.Future[None]] = deque()
         self._idle: dict[Key, list[_Connection]] = {}
 
     async def _connect(self, url: httpx.URL, key: Key, sni: str | None, timeout: float | None) -> _Connection:
@@ -250,47 +294,88 @@ class FastTransport(httpx.AsyncBaseTransport):
         else:
             conn.close()
 
+    # ---- requests in flight: at most `max_connections` -------------------------------------------
+    def _try_slot(self) -> bool:
+        if self._max and self._lent >= self._max:
+            return False
+        self._lent += 1
+        return True
+
+    async def _slot(self, request: httpx.Request, timeout: float | None) -> None:
+        if self._try_slot():
+            return
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        try:
+            async with asyncio.timeout(timeout):
+                await waiter                 # _free_slot counted us in before waking us
+        except TimeoutError:
+            raise httpx.PoolTimeout("no connection free in time", request=request) from None
+        except BaseException:
+            if waiter.done() and not waiter.cancelled():
+                self._free_slot()
+            else:
+                self._waiters.remove(waiter)
+            raise
+
+    def _free_slot(self) -> None:
+        self._lent -= 1
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                self._lent += 1
+                waiter.set_result(None)
+                break
+
+    # ---- one request ------------------------------------------------------------------------------
+    def begin(self, request: httpx.Request) -> "Started | None":
+        """Write `request` now, synchronously, when a slot and an idle keep-alive connection are free (the
+        client's limiter hands a freed slot to the next request this way, issue 13); else None: send it
+        with `handle_async_request`."""
+        url = request.url
+        if url.raw_scheme not in _DEFAULT_PORTS or not self._try_slot():
+            return None
+        conn = self._take(_key(url))
+        if conn is None:
+            self._free_slot()
+            return None
+        try:
+            head, body = _encode(request)
+            timeouts = request.extensions.get("timeout", {})
+            conn.start(head, body, timeouts)
+        except Exception:                    # a body to stream, a closed connection: the slow path decides
+            conn.close()
+            self._free_slot()
+            return None
+        return Started(self, conn, request, timeouts)
+
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         url = request.url
         if url.raw_scheme not in _DEFAULT_PORTS:
             raise httpx.UnsupportedProtocol(f"unsupported URL scheme {url.scheme!r}", request=request)
         timeouts: dict[str, float | None] = request.extensions.get("timeout", {})
-        try:
-            body = request.content
-        except httpx.RequestNotRead:
-            body = b"".join([part async for part in typing.cast(typing.AsyncIterable[bytes], request.stream)])
-        if request.headers.get("transfer-encoding", "").lower() == "chunked":
-            # Sent whole instead (we hold it all): a length is simpler for every server.
-            request.headers.pop("transfer-encoding")
-        head = _request_head(request, len(body) if body or request.method in ("POST", "PUT", "PATCH") else None)
-        if self._slots is not None:
-            if self._slots.locked():
-                try:
-                    async with asyncio.timeout(timeouts.get("pool")):
-                        await self._slots.acquire()
-                except TimeoutError:
-                    raise httpx.PoolTimeout("no connection free in time", request=request) from None
-            else:
-                await self._slots.acquire()
+        await request.aread()                # a streamed body is sent whole, with its length
+        head, body = _encode(request)
+        await self._slot(request, timeouts.get("pool"))
         try:
             key = _key(url)
             conn = self._take(key) or await self._connect(url, key, request.extensions.get("sni_hostname"),
                                                           timeouts.get("connect"))
             try:
-                await conn.exchange(head, body, request.method == "HEAD", timeouts)
-            except httpx.TransportError as exc:
-                conn.close()
-                exc.request = request
-                raise
+                conn.start(head, body, timeouts)
             except BaseException:
-                conn.close()                # cancelled mid-exchange: the connection is out of step
+                conn.close()
                 raise
-            status, version = conn.parser.get_status_code(), conn.parser.get_http_version()
-            reason, headers, content = conn.reason, conn.headers, b"".join(conn.body)
-            self._give_back(conn)
-        finally:
-            if self._slots is not None:
-                self._slots.release()
+        except BaseException:
+            self._free_slot()
+            raise
+        return await Started(self, conn, request, timeouts).response()
+
+    def _done_with(self, conn: _Connection, request: httpx.Request) -> httpx.Response:
+        status, version = conn.parser.get_status_code(), conn.parser.get_http_version()
+        reason, headers, content = conn.reason, conn.headers, b"".join(conn.body)
+        self._give_back(conn)
+        self._free_slot()
         return httpx.Response(status, headers=headers, stream=httpx.ByteStream(content), request=request,
                               extensions={"http_version": b"HTTP/" + version.encode("ascii"),
                                           "reason_phrase": reason})

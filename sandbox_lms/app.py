@@ -31,6 +31,8 @@ from sandbox_lms.responses import text_response
 # sandbox_lms/server.py). Injected latency counts from there, so the server's own parsing and routing
 # fall inside L instead of being added to it.
 ARRIVED_KEY = "gradesync.arrived"
+# scope key: when a read with injected latency should leave the server (arrival + L; set by dispatch).
+DEADLINE_KEY = "gradesync.deadline"
 
 _GROUPS = {"ctx": r"(?P<ctx>[^/]+)", "item": r"(?P<item>\d+)", "dep": r"(?P<dep>[^/]+)",
            "type_id": r"(?P<type_id>\d+)"}
@@ -122,9 +124,22 @@ class SandboxApp:
         path = scope.get("path", "")
         if scope["type"] == "http" and scope["method"] in _LMS_METHODS and _LMS_PATH.match(path) \
                 and not path.startswith(_ADMIN_PREFIX):
-            await self._lms(scope, receive, send)
+            await self._lms(scope, receive, self._timed(scope, send))
         else:
             await self.api(scope, receive, send)
+
+    def _timed(self, scope: Scope, send: Send) -> Send:
+        # A read with injected latency has a deadline (dispatch puts it in the scope): how late its last
+        # bytes went to the socket tells the latency timer how early to aim the next ones.
+        latency = self.api.state.runtime.latency
+
+        async def timed_send(message: dict) -> None:
+            await send(message)
+            if message["type"] == "http.response.body" and not message.get("more_body", False):
+                deadline = scope.get(DEADLINE_KEY)
+                if deadline is not None:
+                    latency.answered(deadline)
+        return timed_send
 
 
 def build_app(state: LmsState, runtime: Runtime | None = None) -> SandboxApp:
@@ -169,6 +184,7 @@ def build_app(state: LmsState, runtime: Runtime | None = None) -> SandboxApp:
             if delay_s > 0 and read:
                 if time.perf_counter() > arrived + delay_s:
                     rt.counters.requests[(reg.name, "late")] += 1   # the emulator itself was slower than L
+                request.scope[DEADLINE_KEY] = arrived + delay_s
                 await rt.latency.sleep_until(arrived + delay_s)
             if "x-rate-limit-remaining" in response.headers and response.status_code < 400:
                 # Canvas (§6.1): what the bucket holds as this answer leaves — the others still in flight.

@@ -211,3 +211,56 @@ async def test_behind_a_proxy_httpx_applies_the_proxy_settings(monkeypatch):
         with pytest.raises(httpx.ConnectError):              # else through the (dead) proxy
             await transport.handle_async_request(httpx.Request("GET", url))
         await transport.aclose()
+
+
+async def test_a_freed_slot_starts_the_next_request_at_once():
+    # The limiter hands a freed slot to the next waiter by writing its request there and then (begin);
+    # the waiter only waits for the answer. Same answers, one connection per slot, nothing left lent out.
+    from lti_client.limiter import AdaptiveLimiter
+
+    server, url, accepted = await serve(close_after_answer=False)
+    transport = fast_transport(httpx.Limits(max_connections=2, max_keepalive_connections=2))
+    limiter = AdaptiveLimiter(2, clock=lambda: 0.0)
+    begun: list[bool] = []
+
+    async def get() -> int:
+        request = httpx.Request("GET", url)
+        started = await limiter.acquire(start=lambda: transport.begin(request))
+        begun.append(started is not None)
+        try:
+            response = await (started.response() if started is not None else transport.handle_async_request(request))
+            await response.aread()
+            return response.status_code
+        finally:
+            limiter.release()
+
+    async with server:
+        codes = await asyncio.gather(*(get() for _ in range(10)))
+        await transport.aclose()
+    assert codes == [200] * 10
+    assert begun.count(True) >= 7 and len(accepted) == 2       # the first two opened connections
+    assert transport._lent == 0
+
+
+async def test_a_waiter_cancelled_after_its_request_was_started_gives_everything_back():
+    from lti_client.limiter import AdaptiveLimiter
+
+    server, url, accepted = await serve(close_after_answer=False)
+    transport = fast_transport(httpx.Limits(max_connections=1, max_keepalive_connections=1))
+    limiter = AdaptiveLimiter(1, clock=lambda: 0.0)
+    async with server:
+        r = await transport.handle_async_request(httpx.Request("GET", url))
+        await r.aread()                                   # one idle keep-alive connection now
+        await limiter.acquire()
+        waiter = asyncio.ensure_future(limiter.acquire(start=lambda: transport.begin(httpx.Request("GET", url))))
+        await asyncio.sleep(0)                            # queued for the slot
+        limiter.release()                                 # handed over: its request is written now
+        assert transport._lent == 1
+        waiter.cancel()                                   # ...and its owner is cancelled before waiting
+        with pytest.raises(asyncio.CancelledError):
+            await waiter
+        assert limiter.in_flight == 0 and transport._lent == 0
+        r = await transport.handle_async_request(httpx.Request("GET", url))      # a fresh connection
+        await r.aread()
+        assert r.status_code == 200 and len(accepted) == 2
+        await transport.aclose()
