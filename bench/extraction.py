@@ -109,26 +109,35 @@ def cpu_reference_ms() -> float:
     return round(1000 * best, 1)
 
 
-async def gradesync_extract(reg, courses: list[dict]) -> tuple[dict, dict]:
-    """Every course through LtiClient + extract_course; returns (counts of what was read, client stats)."""
+async def gradesync_extract(reg, courses: list[dict]) -> tuple[list, dict, float, float]:
+    """Every course through LtiClient + extract_course; returns (snapshots, client stats, seconds, CPU
+    seconds) — timed from the client's creation to its close, inside the event loop: making and tearing
+    down a loop is not extraction (the pipeline extracts inside its flow's loop)."""
     from gradesync.audit.extract import extract_course
     from lti_client import LtiClient
     from lti_client.types import READ_SCOPES
 
+    cpu0, t0 = _cpu(), time.perf_counter()
     async with LtiClient(reg) as client:
         await client.read_grant()
         snaps = await asyncio.gather(*(extract_course(client, c["lineitems_url"], c["memberships_url"])
                                        for c in courses))
-        stats = client.stats
-        limiter = client._requester.limiter
-        counts = {"line_items": sum(len(s.line_items) for s in snaps),
-                  "results": sum(len(r) for s in snaps for r in s.results.values()),
-                  "members": sum(len(s.members) for s in snaps)}
-        token = (await client._tokens.get(READ_SCOPES)).access_token
-        return counts, {"requests": dict(stats.requests), "total": stats.total, "retries": stats.retries,
-                        "throttled": stats.throttled, "throttle_wait_s": round(stats.throttle_wait_s, 3),
-                        "in_flight_limit": {"start": limiter.ceiling, "end": limiter.limit, "lowest": limiter.lowest},
-                        "_token": token, "_items": [li.id for s in snaps for li in s.line_items]}
+    seconds, cpu = time.perf_counter() - t0, _cpu() - cpu0
+    stats = client.stats
+    limiter = client._requester.limiter
+    token = client._tokens._cache[READ_SCOPES].access_token
+    return snaps, {"requests": dict(stats.requests), "total": stats.total, "retries": stats.retries,
+                   "throttled": stats.throttled, "throttle_wait_s": round(stats.throttle_wait_s, 3),
+                   "in_flight_limit": {"start": limiter.ceiling, "end": limiter.limit, "lowest": limiter.lowest},
+                   "_token": token}, seconds, cpu
+
+
+def read_counts(snaps: list) -> tuple[dict, list[str]]:
+    """What an extraction read (counted after the clock stopped), and its line item ids."""
+    counts = {"line_items": sum(len(s.line_items) for s in snaps),
+              "results": sum(len(r) for s in snaps for r in s.results.values()),
+              "members": sum(len(s.members) for s in snaps)}
+    return counts, [li.id for s in snaps for li in s.line_items]
 
 
 def floor_urls(courses: list[dict], item_ids: list[str]) -> list[str]:
@@ -141,10 +150,11 @@ def floor_urls(courses: list[dict], item_ids: list[str]) -> list[str]:
     return urls + [with_params(service_url(item_id, "results"), {"limit": 100}) for item_id in item_ids]
 
 
-async def raw_httpx(urls: list[str], token: str, concurrency: int, *, fast: bool = False) -> int:
+async def raw_httpx(urls: list[str], token: str, concurrency: int, *, fast: bool = False) -> tuple[int, float]:
     """The transport floor: the same GETs with a bare httpx.AsyncClient (same pool limits, `concurrency`
     in flight, body read, no parsing, no paging); `fast`: on lti_client's transport. Returns how many
-    answered 200."""
+    answered 200, and the seconds from the client's creation to its close (as gradesync_extract)."""
+    t0 = time.perf_counter()
     import httpx
 
     from lti_client.transport import fast_transport
@@ -158,7 +168,8 @@ async def raw_httpx(urls: list[str], token: str, concurrency: int, *, fast: bool
                 r = await http.get(url, headers={"Authorization": f"Bearer {token}", "Accept": "application/json"})
                 await r.aread()
                 return r.status_code
-        return sum(1 for code in await asyncio.gather(*(get(u) for u in urls)) if code == 200)
+        ok = sum(1 for code in await asyncio.gather(*(get(u) for u in urls)) if code == 200)
+    return ok, time.perf_counter() - t0
 
 
 def pylti1p3_extract(out: Path, reg_info: dict, courses: list[dict]) -> dict:
@@ -223,10 +234,11 @@ def measure(sb: SandboxProcess, reg, info: dict, bound_s: float, profile_html: P
         from pyinstrument import Profiler
         profiler = Profiler(async_mode="enabled")
         profiler.start()
-    cpu0, srv0, t0 = _cpu(), sb.cpu_s(), time.perf_counter()
-    counts, stats = asyncio.run(gradesync_extract(reg, info["courses"]))
-    wall = time.perf_counter() - t0
-    cpu_client, cpu_server = _cpu() - cpu0, sb.cpu_s() - srv0
+    srv0 = sb.cpu_s()
+    snaps, stats, wall, cpu_client = asyncio.run(gradesync_extract(reg, info["courses"]))
+    cpu_server = sb.cpu_s() - srv0
+    counts, stats["_items"] = read_counts(snaps)
+    del snaps
     if profiler is not None:
         profiler.stop()
         profile_html.write_text(profiler.output_html(), encoding="utf-8")
@@ -320,9 +332,8 @@ def run(courses: int = 500, items: int = 10, learners: int = 30, *, peer: bool =
                 if not floor:
                     break
                 sb.admin("/counters/reset", "POST")
-                cpu0, srv0, t0 = _cpu(), sb.cpu_s(), time.perf_counter()
-                ok = asyncio.run(raw_httpx(urls, token, in_flight, fast=fast))
-                raw_wall = time.perf_counter() - t0
+                cpu0, srv0 = _cpu(), sb.cpu_s()
+                ok, raw_wall = asyncio.run(raw_httpx(urls, token, in_flight, fast=fast))
                 raw_cpu, raw_srv = _cpu() - cpu0, sb.cpu_s() - srv0
                 res[key] = {
                     "seconds": round(raw_wall, 3), "requests": len(urls), "ok": ok,

@@ -15,6 +15,7 @@ httpx's own transport is used (`proxy_configured`).
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 import ssl
 import time
@@ -251,7 +252,7 @@ class FastTransport(httpx.AsyncBaseTransport):
     """HTTP/1.1 connections per origin, reused while the server keeps them alive; at most
     `max_connections` requests at once (the client's limiter upstream normally keeps it below)."""
 
-    def __init__(self, ssl_context: ssl.SSLContext, max_connections: int, max_keepalive: int,
+    def __init__(self, ssl_context: ssl.SSLContext | None, max_connections: int, max_keepalive: int,
                  keepalive_expiry: float | None) -> None:
         self._ssl, self._keep, self._expiry = ssl_context, max_keepalive, keepalive_expiry
         self._max, self._lent = max_connections, 0
@@ -265,7 +266,7 @@ class FastTransport(httpx.AsyncBaseTransport):
         try:
             async with asyncio.timeout(timeout):
                 _, conn = await loop.create_connection(
-                    lambda: _Connection(key), host, key[2], ssl=self._ssl if tls else None,
+                    lambda: _Connection(key), host, key[2], ssl=(self._ssl or default_tls()) if tls else None,
                     server_hostname=(sni or host) if tls else None)
         except TimeoutError:
             raise httpx.ConnectTimeout(f"timed out connecting to {host}:{key[2]}") from None
@@ -407,8 +408,21 @@ class ProxiedTransport(httpx.AsyncBaseTransport):
         await self._client.aclose()
 
 
+_TLS: dict[tuple[str | None, str | None], ssl.SSLContext] = {}
+
+
+def default_tls() -> ssl.SSLContext:
+    """httpx's default TLS context (trusted roots, or SSL_CERT_FILE / SSL_CERT_DIR), made once per process
+    and per those settings: loading the roots takes ~25 ms, the time of a hundred requests (issue 13)."""
+    key = (os.environ.get("SSL_CERT_FILE"), os.environ.get("SSL_CERT_DIR"))
+    context = _TLS.get(key)
+    if context is None:
+        context = _TLS[key] = httpx.create_ssl_context()
+    return context
+
+
 def fast_transport(limits: httpx.Limits) -> FastTransport:
-    """A `FastTransport` with httpx's TLS defaults (trusted roots, SSL_CERT_FILE) and `limits`."""
-    return FastTransport(httpx.create_ssl_context(), limits.max_connections or 0,
+    """A `FastTransport` with httpx's TLS defaults (made at the first https connection) and `limits`."""
+    return FastTransport(None, limits.max_connections or 0,
                          limits.max_keepalive_connections or (limits.max_connections or 100),
                          limits.keepalive_expiry)
