@@ -15,7 +15,6 @@ lti-platform-behavior.md):
 """
 from __future__ import annotations
 
-import asyncio
 import email.utils
 import logging
 import random
@@ -224,11 +223,7 @@ class Requester:
                 # Read while this request still counts as in flight: the platform answered with that many out.
                 in_flight = self.limiter.in_flight
             finally:
-                self.limiter.release()
-            if self.limiter.waiting:
-                # Let the request just given our slot go out before this answer is decoded (issue 13):
-                # decoding can wait; a slot left idle at the platform is time lost for good.
-                await asyncio.sleep(0)
+                self.limiter.release()          # the next request in line is written here (_starter)
             if response is None:
                 what = "timeout" if isinstance(failure, httpx.TimeoutException) else "connection error"
                 log.info("%s %s: %s (attempt %d)", method, redact_url(url), what, attempt + 1)

@@ -66,11 +66,6 @@ class AdaptiveLimiter:
                 self._waiters.remove((waiter, start))
             raise
 
-    @property
-    def waiting(self) -> bool:
-        """True when a request waits for a slot."""
-        return bool(self._waiters)
-
     def release(self) -> None:
         """Free a slot and hand free slots to the waiters."""
         self.in_flight -= 1
