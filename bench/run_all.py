@@ -100,6 +100,12 @@ def table(r: dict) -> str:
             rows.append(("bare httpx on lti_client.transport, same GETs",
                          f"{f['seconds']:.2f} s; bound/actual {f['bound_ratio']:.2f}; client CPU "
                          f"{f['cpu_ms_per_request']['client']:.2f} ms/request", "—"))
+        f = x.get("raw_socket_floor")
+        if f:
+            rows.append(("bare asyncio sockets, same GETs, nothing parsed (this machine's and sandbox's ceiling)",
+                         f"{f['seconds']:.2f} s; bound/actual {f['bound_ratio']:.2f}; client CPU "
+                         f"{f['cpu_ms_per_request']['client']:.2f} ms/request; default config reaches "
+                         f"**{x['default_config_vs_socket_floor']:.2f}** of it", "—"))
         s = r.get("extraction_l60")
         if s:
             rows.append((f"same, {s['world']['courses']} courses at L={s['latency_ms']:g} ms (CPU budget "
