@@ -310,13 +310,13 @@ class FastTransport(httpx.AsyncBaseTransport):
         try:
             async with asyncio.timeout(timeout):
                 await waiter                 # _free_slot counted us in before waking us
-        except TimeoutError:
-            raise httpx.PoolTimeout("no connection free in time", request=request) from None
-        except BaseException:
+        except BaseException as exc:
             if waiter.done() and not waiter.cancelled():
-                self._free_slot()
-            else:
+                self._free_slot()            # handed a slot just as the wait ended: give it back
+            elif waiter in self._waiters:
                 self._waiters.remove(waiter)
+            if isinstance(exc, TimeoutError):
+                raise httpx.PoolTimeout("no connection free in time", request=request) from None
             raise
 
     def _free_slot(self) -> None:

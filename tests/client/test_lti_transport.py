@@ -264,3 +264,20 @@ async def test_a_waiter_cancelled_after_its_request_was_started_gives_everything
         await r.aread()
         assert r.status_code == 200 and len(accepted) == 2
         await transport.aclose()
+
+
+async def test_no_connection_free_in_time_is_a_pool_timeout_and_gives_nothing_away():
+    server, url, _ = await serve(close_after_answer=False, answer=False)      # never answers
+    transport = fast_transport(httpx.Limits(max_connections=1, max_keepalive_connections=1))
+    async with server:
+        first = asyncio.ensure_future(transport.handle_async_request(httpx.Request("GET", url)))
+        await asyncio.sleep(0.05)                                   # holds the only slot
+        waiting = httpx.Request("GET", url, extensions={"timeout": {"pool": 0.1, "connect": 5, "read": 5}})
+        with pytest.raises(httpx.PoolTimeout):
+            await transport.handle_async_request(waiting)
+        assert transport._lent == 1 and not transport._waiters
+        first.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await first
+        assert transport._lent == 0
+        await transport.aclose()
