@@ -209,3 +209,39 @@ async def test_unreadable_key_is_an_auth_error_and_no_request_is_counted(make_re
     assert grant.error is not None and grant.error.kind is ErrorKind.auth
     assert grant.error.error_type == "key_unreadable" and "not a key" not in grant.error.message
     assert lms.requests == [] and client.stats.total == 0
+
+
+def test_a_key_file_is_checked_once_and_again_when_it_changes(tmp_path):
+    # OpenSSL's RSA key check costs ~40 ms per load: done once per key file content in a process (only a
+    # digest is remembered); the signatures verify with the right public key before and after a rotation.
+    import hashlib
+
+    import jwt as pyjwt
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    from lti_client import assertion
+    from lti_client.registration import PlatformRegistration
+
+    def new_key():
+        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption())
+        return key, pem
+
+    key_file = tmp_path / "tool.pem"
+    reg = None
+    for _ in range(2):                                  # a rotation: new content in the same file
+        key, pem = new_key()
+        key_file.write_bytes(pem)
+        reg = reg or PlatformRegistration(
+            name="t", vendor="canvas", issuer="https://lms.example.edu", client_id="c1",
+            token_url="https://lms.example.edu/login/oauth2/token",
+            private_key_file=key_file, key_id="k1", allowed_hosts=["lms.example.edu"])
+        for _ in range(2):
+            token = assertion.build_client_assertion(reg, 1_700_000_000)
+            claims = pyjwt.decode(token, key.public_key(), algorithms=["RS256"], audience=reg.token_audience,
+                                  options={"verify_exp": False, "verify_iat": False})
+            assert claims["iss"] == "c1"
+        assert hashlib.sha256(pem).digest() in assertion._CHECKED
+        assert pem not in assertion._CHECKED
