@@ -92,5 +92,14 @@ def test_nightly_on_two_workers_equals_one_process_and_keeps_the_budget(tmp_path
         with m.session_scope(m.make_engine(db)) as s:
             single = s.exec(select(m.AuditRun).where(m.AuditRun.kind == "course-audit")).one()
             single_findings = {f.identity for f in s.exec(select(m.Finding).where(m.Finding.run_id == single.id))}
+        if nightly_findings != single_findings:
+            # Seen once in a full CI-like run (a planted course_unreachable missing from the nightly, not
+            # reproduced in 6 runs alone or under load): say what each course's status was.
+            with m.session_scope(m.make_engine(db)) as s:
+                statuses = [(c.platform, c.context_id, c.status, c.reason, c.batch_id) for c in
+                            s.exec(select(m.CourseAudit).where(m.CourseAudit.run_id == nightly.id))]
+            print("nightly course statuses:", statuses)
+            print("nightly batches:", [(b.seq, b.state, b.error, b.counts) for b in batches])
+            print(stack.worker_logs()[-6000:])
         assert nightly_findings and nightly_findings == single_findings
 
