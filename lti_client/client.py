@@ -16,6 +16,7 @@ from urllib.parse import urljoin
 import httpx
 import orjson
 
+from lti_client import gc_quiet
 from lti_client.errors import LtiError, PagingLoopError
 from lti_client.http import Bearer, Requester
 from lti_client.links import next_link
@@ -83,8 +84,11 @@ class LtiClient:
             clock=clock, sleep=sleep)
         self._tokens = TokenManager(registration, self._requester, clock)
         self._reads = ReadAccess(self._tokens, split=self.profile.scopes_all_or_nothing)
+        self._holds_gc = False
 
     async def __aenter__(self) -> "LtiClient":
+        gc_quiet.hold()                  # no full collection stalls the requests in flight (gc_quiet.py)
+        self._holds_gc = True
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
@@ -97,6 +101,9 @@ class LtiClient:
 
     async def aclose(self) -> None:
         """Close the connection pool."""
+        if self._holds_gc:
+            self._holds_gc = False
+            gc_quiet.release()
         await self._transport.aclose()
 
     # ---- tokens ---------------------------------------------------------------------------------

@@ -27,6 +27,7 @@ import httpx
 from lti_client.errors import LtiError, UnsafeUrlError, parse_error_body
 from lti_client.limiter import AdaptiveLimiter
 from lti_client.registration import PlatformRegistration
+from lti_client.transport import ON_COMPLETE
 from lti_client.types import Endpoint, ErrorKind, LtiErrorInfo, RequestStats
 from lti_client.urls import redact_url
 from lti_client.vendors.base import VendorProfile, blank_body, kind_of, match_rule
@@ -56,6 +57,24 @@ def reason_phrase(response: httpx.Response) -> str:
     phrase = (raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)).strip()
     standard = httpx.codes.get_reason_phrase(response.status_code)
     return "" if phrase.lower() == standard.lower() else phrase
+
+
+class _Slot:
+    """One attempt's place among the requests in flight, given back exactly once: by the transport at the
+    answer's last byte (`transport.ON_COMPLETE`: the next request in line goes out then, before the
+    waiting task runs, issue 13), or by `send` when the transport does not call it."""
+
+    __slots__ = ("_limiter", "_held", "in_flight")
+
+    def __init__(self, limiter: AdaptiveLimiter) -> None:
+        self._limiter, self._held = limiter, True
+        self.in_flight = 0                  # ours in flight when the answer came, this one included
+
+    def release(self) -> None:
+        if self._held:
+            self._held = False
+            self.in_flight = self._limiter.in_flight
+            self._limiter.release()
 
 
 @dataclass
@@ -92,7 +111,7 @@ class Requester:
         # Requests go straight to the transport (httpx's transport API): no redirects (a redirect could
         # lead a bearer token past the host allow-list), no cookies, and none of the client's per-request
         # bookkeeping (issue 13: CPU per request).
-        self._extensions = {"timeout": httpx.Timeout(timeout).as_dict()}
+        self._timeouts = httpx.Timeout(timeout).as_dict()
         self.limiter = AdaptiveLimiter(concurrency, clock=clock, request_cost=profile.rate_limit_request_cost)
         self.max_retries, self.backoff_base, self.backoff_cap = max_retries, backoff_base, backoff_cap
         self._clock, self._sleep = clock, sleep
@@ -208,9 +227,10 @@ class Requester:
             if token:
                 req_headers["Authorization"] = f"Bearer {token}"
             data = form() if form else None           # built before counting: may raise
+            slot = _Slot(self.limiter)
             request = httpx.Request(method, url, headers=req_headers, content=content, data=data,
-                                    extensions=self._extensions)
-            started = await self.limiter.acquire(start=self._starter(request))
+                                    extensions={"timeout": self._timeouts, ON_COMPLETE: slot.release})
+            started = await self.limiter.acquire(start=self._starter(request), release=slot.release)
             try:
                 self.stats.count(endpoint.value)
                 try:
@@ -220,10 +240,10 @@ class Requester:
                     await response.aread()
                 except httpx.TransportError as exc:        # timeouts, connect/read errors
                     response, failure = None, exc
-                # Read while this request still counts as in flight: the platform answered with that many out.
-                in_flight = self.limiter.in_flight
             finally:
-                self.limiter.release()          # the next request in line is written here (_starter)
+                slot.release()                  # unless the transport did at the last byte
+            # How many were out when the platform answered (this one included): what its bucket saw.
+            in_flight = slot.in_flight
             if response is None:
                 what = "timeout" if isinstance(failure, httpx.TimeoutException) else "connection error"
                 log.info("%s %s: %s (attempt %d)", method, redact_url(url), what, attempt + 1)

@@ -43,11 +43,14 @@ class AdaptiveLimiter:
         self.lowest = self.ceiling             # for stats and tests: the lowest limit used so far
 
     # ---- the semaphore --------------------------------------------------------------------------
-    async def acquire(self, start: Callable[[], Any] | None = None) -> Any:
+    async def acquire(self, start: Callable[[], Any] | None = None,
+                      release: Callable[[], None] | None = None) -> Any:
         """Wait for a free slot (first come, first served). `start`: what to do the moment a slot is handed
         over by `release` — called there, synchronously, so a freed slot's next request goes out before
         anything else runs (issue 13); its result is returned (None when the slot was free at once: the
-        caller starts the request itself). A result with `abort()` is aborted if the caller was cancelled."""
+        caller starts the request itself). If the caller is cancelled just after such a handover, a result
+        with `abort()` is aborted and the slot given back through `release` (default: `self.release`; the
+        caller's own, when something else may give the same slot back first)."""
         self._maybe_probe()
         if self.in_flight < self.limit and not self._waiters:
             self.in_flight += 1
@@ -61,7 +64,7 @@ class AdaptiveLimiter:
                 started = waiter.result()
                 if started is not None and hasattr(started, "abort"):
                     started.abort()
-                self.release()                 # woken and cancelled at once: give the slot back
+                (release or self.release)()    # woken and cancelled at once: give the slot back
             else:
                 self._waiters.remove((waiter, start))
             raise

@@ -9,8 +9,9 @@ and `FastTransport` keeps idle connections per origin, at most `max_connections`
 httpx stays the API: `FastTransport` is an `httpx.AsyncBaseTransport`; requests and responses are httpx's,
 errors are httpx's (ConnectError, ReadTimeout, RemoteProtocolError, …) and the reason phrase and HTTP version
 are in `response.extensions` as httpx's own transport puts them. A response is read whole before it is
-returned (every caller reads it whole), so its connection goes back to the pool at once. Behind a proxy,
-httpx's own transport is used (`proxy_configured`).
+returned (every caller reads it whole): its connection goes back to the pool, and its slot is freed, in the
+callback that read its last byte (`Started`). Behind a proxy, httpx's own transport is used
+(`proxy_configured`).
 """
 from __future__ import annotations
 
@@ -40,7 +41,9 @@ class _Connection(asyncio.Protocol):
         self.parser = httptools.HttpResponseParser(self)
         self.closed = False                 # EOF, error or unexpected bytes: never reuse
         self.idle_since = 0.0
-        self._done: asyncio.Future[None] | None = None     # the response in progress (None: idle)
+        # The exchange in progress: called once, synchronously, with None when its response is complete
+        # or with the error that ended it (None: idle).
+        self._settle: typing.Callable[[Exception | None], None] | None = None
         self._drain: asyncio.Future[None] | None = None
         self._last_read = 0.0
         self._read_timer: asyncio.TimerHandle | None = None
@@ -52,6 +55,7 @@ class _Connection(asyncio.Protocol):
         self.body: list[bytes] = []
         self.received = False               # any byte of this response yet
         self.headers_done = False
+        self.head_only = False              # the request was a HEAD: the head is the whole answer
         self.until_eof = False              # no length, not chunked: the body ends with the connection
         self.complete = False
         self.reusable = False               # the server keeps the connection open after this response
@@ -61,7 +65,7 @@ class _Connection(asyncio.Protocol):
         self.transport = typing.cast(asyncio.Transport, transport)
 
     def data_received(self, data: bytes) -> None:
-        if self._done is None:              # bytes nobody asked for: the connection is out of step
+        if self._settle is None:            # bytes nobody asked for: the connection is out of step
             self.closed = True
             return
         self.received = True
@@ -69,7 +73,15 @@ class _Connection(asyncio.Protocol):
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserError as exc:
-            self._fail(httpx.RemoteProtocolError(f"malformed HTTP response: {exc}"))
+            if not self.complete:
+                self._fail(httpx.RemoteProtocolError(f"malformed HTTP response: {exc}"))
+                return
+            self.close()                    # junk after a complete answer: the answer stands, the connection not
+        if self.complete:
+            # Settled here, at the last byte and after the parser returned, not when the waiting task
+            # runs: the exchange's slot (and the client's) is free now, and the next request in line is
+            # written on this connection before the loop runs anything else (issue 13).
+            self._finish(None)
 
     def eof_received(self) -> bool:
         self._ended(None)
@@ -100,24 +112,28 @@ class _Connection(asyncio.Protocol):
         status = self.parser.get_status_code()
         framed = any(name.lower() in (b"content-length", b"transfer-encoding") for name, _ in self.headers)
         self.until_eof = not framed and status >= 200 and status not in _NO_BODY_STATUS
+        if self.head_only:
+            # llhttp cannot be told the response answers a HEAD: take the head, never reuse the connection.
+            self.complete, self.closed = True, True
 
     def on_body(self, body: bytes) -> None:
         self.body.append(body)
 
     def on_message_complete(self) -> None:
+        if self.complete:                   # a HEAD's body (or bytes after the answer): not ours
+            return
         self.complete = True
         # Asked here: llhttp resets its flags once the message is done.
         self.reusable = not self.until_eof and self.parser.should_keep_alive()
-        if self._done is not None and not self._done.done():
-            self._done.set_result(None)
 
     # ---- end of the connection --------------------------------------------------------------------
     def _ended(self, exc: BaseException | None) -> None:
         self.closed = True
-        if self._done is None or self._done.done():
+        if self._settle is None:
             return
-        if self.headers_done and self.until_eof and exc is None:
-            self.on_message_complete()      # the body was "everything until the server closed"
+        if self.complete or (self.headers_done and self.until_eof and exc is None):
+            self.complete = True            # the body was "everything until the server closed"
+            self._finish(None)
         elif exc is not None:
             self._fail(httpx.ReadError(str(exc) or type(exc).__name__))
         elif not self.received:
@@ -127,17 +143,24 @@ class _Connection(asyncio.Protocol):
 
     def _fail(self, exc: Exception) -> None:
         self.closed = True
-        if self._done is not None and not self._done.done():
-            self._done.set_exception(exc)
         if self.transport is not None:
             self.transport.close()
+        self._finish(exc)
+
+    def _finish(self, exc: Exception | None) -> None:
+        settle, self._settle = self._settle, None
+        if self._read_timer is not None:
+            self._read_timer.cancel()
+            self._read_timer = None
+        if settle is not None:
+            settle(exc)
 
     def _check_read(self, timeout: float) -> None:
         # One timer per response, re-armed from the last byte read: a read timeout is time without bytes.
         quiet = time.monotonic() - self._last_read
         if quiet >= timeout:
             self._fail(httpx.ReadTimeout("timed out waiting for the response"))
-        elif self._done is not None and not self._done.done():
+        elif self._settle is not None:
             self._read_timer = asyncio.get_running_loop().call_later(timeout - quiet, self._check_read, timeout)
 
     # ---- one exchange ----------------------------------------------------------------------------
@@ -146,46 +169,32 @@ class _Connection(asyncio.Protocol):
         return (not self.closed and self.transport is not None and not self.transport.is_closing()
                 and (expiry is None or now - self.idle_since < expiry))
 
-    def start(self, head: bytes, body: bytes, timeouts: dict[str, float | None]) -> None:
-        """Write a request now (synchronously: the bytes are handed to the socket before this returns)."""
+    def start(self, head: bytes, body: bytes, timeouts: dict[str, float | None], head_only: bool,
+              settle: typing.Callable[[Exception | None], None]) -> None:
+        """Write a request now (synchronously: the bytes are handed to the socket before this returns);
+        `settle` is called once when its response is complete (None) or the exchange failed (the error)."""
         transport = self.transport
         if transport is None or transport.is_closing():
             raise httpx.WriteError("connection closed")
-        loop = asyncio.get_running_loop()
         self._reset()
-        self._done = loop.create_future()
+        self.head_only = head_only
+        self._settle = settle
         self._last_read = time.monotonic()
         transport.write(head + body if len(body) < 65536 else head)
         if len(body) >= 65536:
             transport.write(body)
         read_timeout = timeouts.get("read")
         if read_timeout is not None:
-            self._read_timer = loop.call_later(read_timeout, self._check_read, read_timeout)
+            self._read_timer = asyncio.get_running_loop().call_later(read_timeout, self._check_read, read_timeout)
 
-    async def finish(self, head_only: bool, timeouts: dict[str, float | None]) -> None:
-        """Wait until the started request's response is complete (self.reason/headers/body)."""
-        done = self._done
-        assert done is not None, "finish() without start()"
-        try:
-            if self._drain is not None:
-                try:
-                    async with asyncio.timeout(timeouts.get("write")):
-                        await self._drain
-                except TimeoutError:
-                    self._fail(httpx.WriteTimeout("timed out writing the request"))
-            if head_only:
-                # llhttp cannot be told the response answers a HEAD: take the head, then drop the connection.
-                while not self.headers_done and not done.done():
-                    await asyncio.sleep(0.001)
-                if not done.done():
-                    self.closed = True
-                    done.set_result(None)
-            await done
-        finally:
-            self._done = None
-            if self._read_timer is not None:
-                self._read_timer.cancel()
-                self._read_timer = None
+    async def drained(self, timeout: float | None) -> None:
+        """Wait until a large request body has left (the socket buffer drained), else a write timeout."""
+        if self._drain is not None and self._settle is not None:
+            try:
+                async with asyncio.timeout(timeout):
+                    await self._drain
+            except TimeoutError:
+                self._fail(httpx.WriteTimeout("timed out writing the request"))
 
     def keep_alive(self) -> bool:
         return not self.closed and self.reusable
@@ -220,32 +229,61 @@ def _encode(request: httpx.Request) -> tuple[bytes, bytes]:
     return _request_head(request, length), body
 
 
+ON_COMPLETE = "lti_client.on_complete"    # request extension: called once when the exchange ends (see Started)
+
+
 class Started:
-    """A request already written on a connection; `response()` waits for its answer. `abort()` drops it
-    (its owner was cancelled before it could wait)."""
+    """A request already written on a connection. When its answer's last byte is read (or the exchange
+    fails), the connection goes back to the pool, the transport's slot is freed and the request's
+    `ON_COMPLETE` extension is called, all synchronously, before the waiting task runs; `response()`
+    then hands the answer over. `abort()` drops it (its owner was cancelled before it could wait)."""
 
     def __init__(self, pool: "FastTransport", conn: _Connection, request: httpx.Request,
                  timeouts: dict[str, float | None]) -> None:
         self._pool, self._conn, self._request, self._timeouts = pool, conn, request, timeouts
         self._settled = False
+        self._outcome: asyncio.Future[httpx.Response] = asyncio.get_running_loop().create_future()
 
-    async def response(self) -> httpx.Response:
-        conn, request = self._conn, self._request
-        try:
-            await conn.finish(request.method == "HEAD", self._timeouts)
-        except BaseException as exc:
-            self.abort()
+    def write(self, head: bytes, body: bytes) -> None:
+        self._conn.start(head, body, self._timeouts, self._request.method == "HEAD", self._settle)
+
+    def _settle(self, exc: Exception | None) -> None:
+        if self._settled:
+            return
+        self._settled = True
+        conn, request, outcome = self._conn, self._request, self._outcome
+        if exc is None:
+            parser = conn.parser
+            response = httpx.Response(parser.get_status_code(), headers=conn.headers,
+                                      stream=httpx.ByteStream(b"".join(conn.body)), request=request,
+                                      extensions={"http_version": b"HTTP/" + parser.get_http_version().encode("ascii"),
+                                                  "reason_phrase": conn.reason})
+            self._pool._give_back(conn)
+            if not outcome.done():
+                outcome.set_result(response)
+        else:
+            conn.close()                     # out of step mid-exchange: never reused
             if isinstance(exc, httpx.TransportError):
                 exc.request = request
+            if not outcome.done():
+                outcome.set_exception(exc)
+                outcome.exception()          # retrieved: an aborted exchange's error is nobody's to raise
+        self._pool._free_slot()
+        on_complete = request.extensions.get(ON_COMPLETE)
+        if on_complete is not None:
+            on_complete()
+
+    async def response(self) -> httpx.Response:
+        try:
+            await self._conn.drained(self._timeouts.get("write"))
+            return await self._outcome
+        except BaseException:
+            self.abort()
             raise
-        self._settled = True
-        return self._pool._done_with(conn, request)
 
     def abort(self) -> None:
         if not self._settled:
-            self._settled = True
-            self._conn.close()               # out of step mid-exchange: never reused
-            self._pool._free_slot()
+            self._conn._fail(httpx.ReadError("request abandoned"))     # settles this exchange
 
 
 class FastTransport(httpx.AsyncBaseTransport):
@@ -340,15 +378,14 @@ class FastTransport(httpx.AsyncBaseTransport):
         if conn is None:
             self._free_slot()
             return None
+        started = Started(self, conn, request, request.extensions.get("timeout", {}))
         try:
-            head, body = _encode(request)
-            timeouts = request.extensions.get("timeout", {})
-            conn.start(head, body, timeouts)
+            started.write(*_encode(request))
         except Exception:                    # a body to stream, a closed connection: the slow path decides
             conn.close()
             self._free_slot()
             return None
-        return Started(self, conn, request, timeouts)
+        return started
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         url = request.url
@@ -362,24 +399,16 @@ class FastTransport(httpx.AsyncBaseTransport):
             key = _key(url)
             conn = self._take(key) or await self._connect(url, key, request.extensions.get("sni_hostname"),
                                                           timeouts.get("connect"))
+            started = Started(self, conn, request, timeouts)
             try:
-                conn.start(head, body, timeouts)
+                started.write(head, body)
             except BaseException:
                 conn.close()
                 raise
         except BaseException:
             self._free_slot()
             raise
-        return await Started(self, conn, request, timeouts).response()
-
-    def _done_with(self, conn: _Connection, request: httpx.Request) -> httpx.Response:
-        status, version = conn.parser.get_status_code(), conn.parser.get_http_version()
-        reason, headers, content = conn.reason, conn.headers, b"".join(conn.body)
-        self._give_back(conn)
-        self._free_slot()
-        return httpx.Response(status, headers=headers, stream=httpx.ByteStream(content), request=request,
-                              extensions={"http_version": b"HTTP/" + version.encode("ascii"),
-                                          "reason_phrase": reason})
+        return await started.response()
 
     async def aclose(self) -> None:
         """Close every idle connection."""

@@ -281,3 +281,111 @@ async def test_no_connection_free_in_time_is_a_pool_timeout_and_gives_nothing_aw
             await first
         assert transport._lent == 0
         await transport.aclose()
+
+
+async def test_an_exchange_settles_at_its_last_byte_before_the_waiting_task_runs():
+    # The connection and the slot are free, and the request's ON_COMPLETE called, from the protocol callback
+    # that read the answer's last byte (no task runs there), not when the waiting task gets to run
+    # (issue 13: the next request in line goes out then).
+    from lti_client.transport import ON_COMPLETE
+
+    server, url, accepted = await serve(close_after_answer=False)
+    transport = fast_transport(httpx.Limits(max_connections=1, max_keepalive_connections=1))
+    seen: list[tuple[object, int, int]] = []
+
+    def on_complete() -> None:
+        seen.append((asyncio.current_task(), transport._lent, sum(len(c) for c in transport._idle.values())))
+
+    async with server:
+        for _ in range(2):
+            r = await transport.handle_async_request(httpx.Request("GET", url, extensions={ON_COMPLETE: on_complete}))
+            assert r.status_code == 200 and await r.aread() == b"[]"
+        await transport.aclose()
+    assert seen == [(None, 0, 1), (None, 0, 1)] and len(accepted) == 1
+
+
+async def test_a_failed_or_abandoned_exchange_also_calls_on_complete_once():
+    from lti_client.transport import ON_COMPLETE
+
+    calls: list[str] = []
+    server, url = await answer_with(b"")                     # closes without a word
+    transport = fast_transport(LIMITS)
+    async with server:
+        with pytest.raises(httpx.RemoteProtocolError):
+            await transport.handle_async_request(httpx.Request("GET", url, extensions={ON_COMPLETE: lambda: calls.append("failed")}))
+    silent, silent_url, _ = await serve(close_after_answer=False, answer=False)
+    async with silent:
+        pending = asyncio.ensure_future(transport.handle_async_request(
+            httpx.Request("GET", silent_url, extensions={ON_COMPLETE: lambda: calls.append("abandoned")})))
+        await asyncio.sleep(0.05)
+        pending.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await pending
+    await transport.aclose()
+    assert calls == ["failed", "abandoned"] and transport._lent == 0
+
+
+async def test_requests_through_the_requester_free_each_slot_exactly_once(key_file):
+    # Answers, server errors, silences (read timeouts) and dropped connections, 4 in flight at most:
+    # the transport frees most slots at the last byte, `send` the rest; none twice (the server never sees
+    # more than 4 at once), none never (nothing is left in flight).
+    from lti_client.errors import LtiError
+    from lti_client.http import Requester
+    from lti_client.registration import PlatformRegistration
+    from lti_client.types import Endpoint, RequestStats
+    from lti_client.vendors import profile_for
+
+    busy = peak = 0
+    served = 0
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal busy, peak, served
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                served += 1
+                kind = head.split(b" ")[1].rsplit(b"/", 1)[1]
+                busy += 1
+                peak = max(peak, busy)
+                await asyncio.sleep(0.005)
+                busy -= 1
+                if kind == b"drop":
+                    writer.close()
+                    return
+                if kind == b"silent":
+                    await asyncio.sleep(1)
+                    return
+                status = b"500 Oops" if kind == b"error" else b"200 OK"
+                writer.write(b"HTTP/1.1 " + status + b"\r\nContent-Length: 2\r\n\r\n[]")
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            return
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    base = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    reg = PlatformRegistration(name="t", vendor="canvas", issuer="https://lms.example", client_id="c",
+                               token_url=f"{base}/token", private_key_file=key_file, key_id="k",
+                               allowed_hosts=["127.0.0.1"])
+    transport = fast_transport(httpx.Limits(max_connections=4, max_keepalive_connections=4))
+
+    async def no_wait(_: float) -> None:
+        await asyncio.sleep(0)
+
+    requester = Requester(reg, profile_for("canvas"), transport, stats=RequestStats(), concurrency=4,
+                          timeout=0.2, max_retries=1, backoff_base=0.0, backoff_cap=0.0, clock=lambda: 0.0,
+                          sleep=no_wait)
+    kinds = ["ok"] * 30 + ["error"] * 6 + ["silent"] * 2 + ["drop"] * 4
+
+    async def one(kind: str) -> str:
+        try:
+            await requester.send("GET", f"{base}/x/{kind}", Endpoint.results, decode=lambda r: r.content)
+            return "ok"
+        except LtiError as exc:
+            return exc.info.kind.value
+
+    async with server:
+        outcomes = await asyncio.gather(*(one(k) for k in kinds))
+        await transport.aclose()
+    assert outcomes.count("ok") == 30 and len(outcomes) == len(kinds)
+    assert peak <= 4 and requester.limiter.in_flight == 0 and transport._lent == 0
+    assert served == 30 + 2 * (6 + 2 + 4)                  # every failure retried once (max_retries=1)
