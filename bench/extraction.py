@@ -7,8 +7,8 @@ request and at most C requests in flight (the excess gets Canvas's 403 throttle 
 read every course's line items, every line item's results and the roster.
 
 - bound = minimum requests × L ÷ C: no client can be faster at that latency and in-flight limit.
-- gradesync = `lti_client.LtiClient` + `gradesync.audit.extract.extract_course`, every course gathered at
-  once (as `tasks.extract.extract_platform` does, without Prefect): first with the registration exactly as
+- gradesync = `lti_client.LtiClient` + `gradesync.audit.extract.extract_courses` (what
+  `tasks.extract.extract_platform` runs, without Prefect): first with the registration exactly as
   exported (no max_concurrency: the Canvas default from the facts file), then with max_concurrency = C.
 - by latency: the default-config run again on a smaller world at 5, 20 and 100 ms.
 - peer = pylti1p3's `ServiceConnector` + `AssignmentsGradesService` + `NamesRolesProvisioningService`,
@@ -110,18 +110,18 @@ def cpu_reference_ms() -> float:
 
 
 async def gradesync_extract(reg, courses: list[dict]) -> tuple[list, dict, float, float]:
-    """Every course through LtiClient + extract_course; returns (snapshots, client stats, seconds, CPU
+    """Every course through LtiClient + extract_courses; returns (snapshots, client stats, seconds, CPU
     seconds) — timed from the client's creation to its close, inside the event loop: making and tearing
     down a loop is not extraction (the pipeline extracts inside its flow's loop)."""
-    from gradesync.audit.extract import extract_course
+    from gradesync.audit.extract import extract_courses
     from lti_client import LtiClient
     from lti_client.types import READ_SCOPES
 
     cpu0, t0 = _cpu(), time.perf_counter()
     async with LtiClient(reg) as client:
         await client.read_grant()
-        snaps = await asyncio.gather(*(extract_course(client, c["lineitems_url"], c["memberships_url"])
-                                       for c in courses))
+        snaps = list((await extract_courses(
+            client, [(c["context_id"], c["lineitems_url"], c["memberships_url"]) for c in courses])).values())
     seconds, cpu = time.perf_counter() - t0, _cpu() - cpu0
     stats = client.stats
     limiter = client._requester.limiter

@@ -29,7 +29,7 @@ from lti_client.limiter import AdaptiveLimiter
 from lti_client.registration import PlatformRegistration
 from lti_client.transport import ON_COMPLETE
 from lti_client.types import Endpoint, ErrorKind, LtiErrorInfo, RequestStats
-from lti_client.urls import redact_url
+from lti_client.urls import redact_url, request_url
 from lti_client.vendors.base import VendorProfile, blank_body, kind_of, match_rule
 
 log = logging.getLogger("lti_client")
@@ -228,7 +228,7 @@ class Requester:
                 req_headers["Authorization"] = f"Bearer {token}"
             data = form() if form else None           # built before counting: may raise
             slot = _Slot(self.limiter)
-            request = httpx.Request(method, url, headers=req_headers, content=content, data=data,
+            request = httpx.Request(method, request_url(url), headers=req_headers, content=content, data=data,
                                     extensions={"timeout": self._timeouts, ON_COMPLETE: slot.release})
             started = await self.limiter.acquire(start=self._starter(request), release=slot.release)
             try:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from gradesync.audit.extract import RETRYABLE, extract_course, failed_snapshot, read_rest, with_retries
+from gradesync.audit.extract import RETRYABLE, extract_courses, failed_snapshot, read_rest, with_retries
 from gradesync.diagnosis.inputs import CourseSnapshot, ScoreGrant
 from lti_client import LtiClient, LtiError
 from lti_client.types import SCOPE_SCORE
@@ -40,7 +40,7 @@ class PlatformExtraction:
 @task(name="extract-courses", task_run_name="extract-{platform}", cache_policy=NO_CACHE)
 async def extract_platform(client: LtiClient, platform: str, courses: list[tuple[str, str, str]],
                            wanted: dict | None = None) -> PlatformExtraction:
-    """Grant check + every course of one batch, concurrently within the client's in-flight limit.
+    """Grant check + every course of one batch (`extract_courses`: concurrently, within the client's limit).
     courses: (context_id, lineitems_url, memberships_url); wanted: context_id → which line items'
     results to read (gradesync/diagnosis/wanted.py; absent = all). One task run for the whole batch:
     a task run per course cost more than its requests (stack-notes A.2: keep tasks coarse)."""
@@ -55,12 +55,7 @@ async def extract_platform(client: LtiClient, platform: str, courses: list[tuple
         failed = failed_snapshot(e)
         return PlatformExtraction(grant, {ctx: failed for ctx, _, _ in courses})
 
-    async def one(ctx: str, li_url: str, m_url: str) -> tuple[str, CourseSnapshot]:
-        return ctx, await with_retries(lambda: extract_course(client, li_url, m_url, (wanted or {}).get(ctx)),
-                                       f"{platform}/{ctx}")
-
-    pairs = await asyncio.gather(*(one(*c) for c in courses))
-    return PlatformExtraction(grant, dict(pairs))
+    return PlatformExtraction(grant, await extract_courses(client, courses, wanted, platform))
 
 
 @task(name="read-rest", task_run_name="read-rest-{platform}", cache_policy=NO_CACHE)

@@ -96,6 +96,27 @@ def _snapshot(line_items: list[LineItem], members: list[Member],
 log = logging.getLogger(__name__)
 RETRYABLE = frozenset({ErrorKind.transient, ErrorKind.throttled, ErrorKind.malformed})
 RETRY_DELAYS_S = (1.0, 3.0)
+# Courses read at once, per request the client keeps in flight. A course asks in two waves (line items and
+# roster, then its items' results), so two per slot keep a request waiting for every slot that frees;
+# starting every course of a batch at once does not: 500 courses' first steps held the event loop ~100 ms
+# before the 12th request went out (issue 13, bench/extraction.py), while the first answers waited.
+COURSES_PER_SLOT = 2
+
+
+async def extract_courses(client: LtiClient, courses: list[tuple[str, str, str]],
+                          wanted: dict[str, ResultsWanted] | None = None, label: str = "") -> dict[str, CourseSnapshot]:
+    """Every course of `courses` ((context_id, lineitems_url, memberships_url)), each `with_retries`, at
+    most COURSES_PER_SLOT × the client's in-flight limit at once; `wanted`: context_id → which line items'
+    results to read (absent: all). Returns context_id → snapshot; a course that failed is *unverified*."""
+    gate = asyncio.Semaphore(max(1, COURSES_PER_SLOT * client.in_flight_limit))
+
+    async def one(ctx: str, lineitems_url: str, memberships_url: str) -> tuple[str, CourseSnapshot]:
+        async with gate:
+            return ctx, await with_retries(
+                lambda: extract_course(client, lineitems_url, memberships_url, (wanted or {}).get(ctx)),
+                f"{label}/{ctx}" if label else ctx)
+
+    return dict(await asyncio.gather(*(one(*c) for c in courses)))
 
 
 async def with_retries(read: Callable[[], Awaitable[CourseSnapshot]], label: str = "", *,
