@@ -315,9 +315,15 @@ def by_latency(courses: int, latencies: tuple[float, ...], items: int = 10, lear
     return out
 
 
+def _median_run(runs: list[dict]) -> dict:
+    """The run with the median ratio (of an even count, the lower middle one)."""
+    return sorted(runs, key=lambda r: r["bound_ratio"])[(len(runs) - 1) // 2]
+
+
 def run(courses: int = 500, items: int = 10, learners: int = 30, *, peer: bool = True, floor: bool = True,
         latency_ms: float = LATENCY_MS, in_flight: int = IN_FLIGHT, profile_html: Path | None = None,
-        default_config: bool = True, latencies: tuple[float, ...] = (), latency_courses: int = 100) -> dict:
+        default_config: bool = True, latencies: tuple[float, ...] = (), latency_courses: int = 100,
+        repeats: int = 3) -> dict:
     """Build + serve the world, run the extractors, return the numbers (see module doc)."""
     with tempfile.TemporaryDirectory(prefix="gradesync-bench-x-") as tmp:
         out = Path(tmp)
@@ -343,17 +349,22 @@ def run(courses: int = 500, items: int = 10, learners: int = 30, *, peer: bool =
             import lti_client.client  # noqa: F401
             if default_config:
                 # No tuning: the registration as exported; the Canvas default (12, §6.1) and the limiter decide.
-                d = measure(sb, registration(out, REG, None), info, bound_s)
+                # `repeats` runs, the median reported (the first is this process's first, cold): one run
+                # swings by ±0.02 with the machine's own hiccups; every run's ratio is kept.
+                runs = [measure(sb, registration(out, REG, None), info, bound_s) for _ in range(max(1, repeats))]
+                for r in runs:
+                    r["client_stats"].pop("_token", None)
+                    r["client_stats"].pop("_items", None)
+                d = _median_run(runs)
                 res["default_config"] = d
+                res["default_config_runs"] = [r["bound_ratio"] for r in runs]
                 res["bound_ratio_default_config"] = d["bound_ratio"]
-                res["default_config_exact"] = d["requests_made"] == minimum and d["throttled_answers"] == 0
+                res["default_config_exact"] = all(r["requests_made"] == minimum and r["throttled_answers"] == 0
+                                                  for r in runs)
             m = measure(sb, reg, info, bound_s, profile_html)
             stats = m["client_stats"]
             token, urls = stats.pop("_token"), floor_urls(info["courses"], stats.pop("_items"))
             res.update(m)
-            if default_config:
-                res["default_config"]["client_stats"].pop("_token", None)
-                res["default_config"]["client_stats"].pop("_items", None)
 
             res["cpu_budget_ms_per_request"] = round(latency_ms / in_flight, 3)
             counts = m["read"]
@@ -365,18 +376,24 @@ def run(courses: int = 500, items: int = 10, learners: int = 30, *, peer: bool =
                                                    "machine's and this sandbox's own ceiling")):
                 if not floor:
                     break
-                sb.admin("/counters/reset", "POST")
-                cpu0, srv0 = _cpu(), sb.cpu_s()
-                ok, raw_wall = asyncio.run(raw_socket(urls, token, in_flight) if client == "socket" else
-                                           raw_httpx(urls, token, in_flight, fast=client == "fast"))
-                raw_cpu, raw_srv = _cpu() - cpu0, sb.cpu_s() - srv0
-                res[key] = {
-                    "seconds": round(raw_wall, 3), "requests": len(urls), "ok": ok,
-                    "throttled_answers": sb.counters(REG).get("throttled", 0),
-                    "bound_ratio": round(bound_s / raw_wall, 3),
-                    "cpu_ms_per_request": {"client": round(1000 * raw_cpu / len(urls), 3),
-                                           "sandbox": round(1000 * raw_srv / len(urls), 3)},
-                    "note": note}
+                floor_runs = []
+                # The socket floor is compared with the default config's median: measured the same way.
+                for _ in range(max(1, repeats) if client == "socket" and default_config else 1):
+                    sb.admin("/counters/reset", "POST")
+                    cpu0, srv0 = _cpu(), sb.cpu_s()
+                    ok, raw_wall = asyncio.run(raw_socket(urls, token, in_flight) if client == "socket" else
+                                               raw_httpx(urls, token, in_flight, fast=client == "fast"))
+                    raw_cpu, raw_srv = _cpu() - cpu0, sb.cpu_s() - srv0
+                    floor_runs.append({
+                        "seconds": round(raw_wall, 3), "requests": len(urls), "ok": ok,
+                        "throttled_answers": sb.counters(REG).get("throttled", 0),
+                        "bound_ratio": round(bound_s / raw_wall, 3),
+                        "cpu_ms_per_request": {"client": round(1000 * raw_cpu / len(urls), 3),
+                                               "sandbox": round(1000 * raw_srv / len(urls), 3)},
+                        "note": note})
+                res[key] = _median_run(floor_runs)
+                if len(floor_runs) > 1:
+                    res[key]["runs"] = [r["bound_ratio"] for r in floor_runs]
 
             if floor and default_config:
                 # The client against what any client reaches here (same sandbox, same machine, same run).
@@ -415,11 +432,12 @@ def main() -> int:
     ap.add_argument("--profile-client", type=Path, default=None, help="write a pyinstrument HTML profile here")
     ap.add_argument("--latencies", default="5,20,100", help="by-latency runs (ms, comma list; '' = none)")
     ap.add_argument("--latency-courses", type=int, default=100)
+    ap.add_argument("--repeats", type=int, default=3, help="default-config and socket-floor runs (median reported)")
     args = ap.parse_args()
     latencies = tuple(float(x) for x in args.latencies.split(",") if x.strip())
     res = run(args.courses, args.items, args.learners, peer=not args.skip_peer, floor=not args.skip_floor,
               latency_ms=args.latency_ms, in_flight=args.in_flight, profile_html=args.profile_client,
-              latencies=latencies, latency_courses=args.latency_courses)
+              latencies=latencies, latency_courses=args.latency_courses, repeats=args.repeats)
     print(json.dumps(res, indent=2))
     return 0
 

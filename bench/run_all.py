@@ -63,7 +63,10 @@ def table(r: dict) -> str:
             rows += [
                 (f"extraction, default config (no tuning), {w['courses']} courses × {w['line_items'] // w['courses']} "
                  f"items × 30 learners (canvas), L={x['latency_ms']:g} ms, 403 beyond {x['in_flight_limit']} in flight",
-                 f"{d['seconds']:.2f} s; **bound/actual {d['bound_ratio']:.2f}**; {d['requests_made']:,} requests "
+                 f"{d['seconds']:.2f} s; **bound/actual {d['bound_ratio']:.2f}**"
+                 + (f" (median of {', '.join(f'{v:.3f}' for v in x['default_config_runs'])})"
+                    if len(x.get("default_config_runs", [])) > 1 else "")
+                 + f"; {d['requests_made']:,} requests "
                  f"(minimum {x['requests_minimum']:,}), {d['throttled_answers']} throttled; in flight "
                  f"{d['client_stats']['in_flight_limit']['start']}",
                  f"≥ {TARGETS['bound_ratio_default_config']}, = minimum, 0 throttled"),
@@ -103,7 +106,8 @@ def table(r: dict) -> str:
         f = x.get("raw_socket_floor")
         if f:
             rows.append(("bare asyncio sockets, same GETs, nothing parsed (this machine's and sandbox's ceiling)",
-                         f"{f['seconds']:.2f} s; bound/actual {f['bound_ratio']:.2f}; client CPU "
+                         f"{f['seconds']:.2f} s; bound/actual {f['bound_ratio']:.2f}"
+                         + (f" (median of {len(f['runs'])})" if f.get("runs") else "") + "; client CPU "
                          f"{f['cpu_ms_per_request']['client']:.2f} ms/request; default config reaches "
                          f"**{x['default_config_vs_socket_floor']:.2f}** of it", "—"))
         s = r.get("extraction_l60")
@@ -241,9 +245,10 @@ def main() -> int:
                "quick": q}
     if "extraction" in only:
         _section(r, "extraction", lambda: extraction.run(60 if q else 500, latencies=(5.0, 20.0, 100.0),
-                                                         latency_courses=20 if q else 100))
+                                                         latency_courses=20 if q else 100, repeats=1 if q else 3))
         # Sensitivity: the same client at 3× the latency (CPU budget per request 3× larger).
-        _section(r, "extraction_l60", lambda: extraction.run(30 if q else 150, peer=False, latency_ms=60.0))
+        _section(r, "extraction_l60", lambda: extraction.run(30 if q else 150, peer=False, latency_ms=60.0,
+                                                                repeats=1))
     if "reconcile" in only:
         _section(r, "reconcile_100k", lambda: reconcile.run(10_000 if q else 100_000))
         _section(r, "reconcile_1m", lambda: reconcile.run(30_000 if q else 1_000_000))
