@@ -182,10 +182,11 @@ def build_app(state: LmsState, runtime: Runtime | None = None) -> SandboxApp:
                 await asyncio.sleep(delay_s)           # never time.sleep: the server stays concurrent
             response = await answer(request, reg, profile, kind, groups, dice)
             if delay_s > 0 and read:
-                if time.perf_counter() > arrived + delay_s:
+                deadline = arrived + delay_s
+                if time.perf_counter() > deadline:
                     rt.counters.requests[(reg.name, "late")] += 1   # the emulator itself was slower than L
-                request.scope[DEADLINE_KEY] = arrived + delay_s
-                await rt.latency.sleep_until(arrived + delay_s)
+                request.scope[DEADLINE_KEY] = deadline
+                await rt.latency.sleep_until(deadline)
             if "x-rate-limit-remaining" in response.headers and response.status_code < 400:
                 # Canvas (§6.1): what the bucket holds as this answer leaves — the others still in flight.
                 response.headers["X-Rate-Limit-Remaining"] = _bucket_remaining(faults.max_in_flight,

@@ -1,13 +1,14 @@
 """Injected latency that ends when it should: asyncio timers wake late, and the sandbox must not charge
 that to the client a benchmark measures (issue 13).
 
-Measured on the bench machine (2-core VM): `asyncio.sleep` on the default epoll loop wakes 0.9 ms late on
-average (epoll counts whole milliseconds, rounded up, plus the VM's ~0.2 ms wake-up); on a select() loop,
-which takes microsecond timeouts, 0.3 ms (`precise_loop`); writing the answer after the wake-up adds
-~0.1 ms. `LatencyTimer` aims each sleep earlier by the usual lateness of an answer leaving the server —
-the 10th percentile of the recent ones (measured when the last byte went to the socket), so that nine
-answers in ten still leave at or after their deadline and none much before: a client is never helped
-past the bound.
+Why: epoll counts timeouts in whole milliseconds, rounded up, so `asyncio.sleep` on the default loop ends
+up to a millisecond late, plus the machine's own wake-up; a select() loop (`precise_loop`) takes
+microsecond timeouts. (On the bench machine, in experiments outside the repo: 0.9 ms late on average on
+epoll, 0.3 ms on select(), ~0.1 ms more to write the answer; `tests/sandbox/test_latency.py` checks that
+wake-ups end near their deadline, never earlier than the largest aim.) `LatencyTimer` aims each sleep earlier by the usual
+lateness of an answer leaving the server — the 10th percentile of the recent ones (measured when the last
+byte went to the socket) — so nine answers in ten leave at or after their deadline; the tenth may leave
+early by at most the aim, which is capped at MAX_AIM_S (2 ms).
 """
 from __future__ import annotations
 
