@@ -98,8 +98,9 @@ RETRYABLE = frozenset({ErrorKind.transient, ErrorKind.throttled, ErrorKind.malfo
 RETRY_DELAYS_S = (1.0, 3.0)
 # Courses read at once, per request the client keeps in flight. A course asks in two waves (line items and
 # roster, then its items' results), so two per slot keep a request waiting for every slot that frees;
-# starting every course of a batch at once does not: 500 courses' first steps held the event loop ~100 ms
-# before the 12th request went out (issue 13, bench/extraction.py), while the first answers waited.
+# starting every course of a batch at once does not: 300 courses' first steps held the event loop ~100 ms
+# before the 12th request went out (issue 13, an experiment on bench/extraction.py's world), while the first
+# answers waited.
 COURSES_PER_SLOT = 2
 
 
