@@ -59,7 +59,11 @@ def test_demo_world_on_both_databases_every_category(tmp_path, prefect_env, db_u
     with serve_world(tmp_path, 7, "demo", db_url) as served:
         _, data = audit_json(served, prefect_env, tmp_path)
     found = {f["identity"] for f in data["findings"]}
-    assert found == served.planted, (sorted(served.planted - found)[:10], sorted(found - served.planted)[:10])
+    # On a mismatch, say also which courses were not audited and why (a planted course_unreachable was
+    # missed once under load: issue 13's closing note).
+    unaudited = [c for c in data["courses"] if c.get("status") != "audited"]
+    assert found == served.planted, (sorted(served.planted - found)[:10], sorted(found - served.planted)[:10],
+                                     unaudited[:10])
     assert len({f["category"] for f in data["findings"]}) == 11
     # the JSON export's public contract
     f = data["findings"][0]
